@@ -1,0 +1,231 @@
+"""What every webhook source shares: bounded reading, parsing, durable publish, the answers.
+
+A source (GitHub today; GitLab, Gitea, Bitbucket next) is a `WebhookSource`: it
+authenticates the raw body, names the delivery from its headers and normalises the payload
+into a `GitEventReceived` or an `Ignored`. `receive_git_delivery` runs the same pipeline for
+every source, so adding one is a module implementing the protocol plus one route:
+
+    size (Content-Length, then the streamed body) -> authenticate -> identify -> parse
+    -> normalise -> publish to `cairn.git.events` -> 202
+
+The answers are the HTTP contract of every receiver:
+
+- 202 `{"status": "accepted", "delivery": id, "offset": n}` only after `EventLog.publish`
+  returned, i.e. the event is durable (ARCHITECTURE.md, invariant 1);
+- 202 `{"status": "duplicate", "delivery": id}` when the log already holds that delivery;
+- 202 `{"status": "ignored", "reason": ...}` for deliveries Cairn does not use;
+- 4xx/5xx `{"error": "<one sentence>"}`; 503 with `Retry-After` when the log is down.
+
+Sources whose events are not git events (CDEvents, CI systems) reuse `read_body`,
+`parse_payload` and `publish_delivery` with their own topic.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import parse_qs
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from services.bus.port import EventLog, LogUnavailable
+from services.model.events import GitEventReceived
+from services.model.topics import GIT_EVENTS
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = 5
+_FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
+_MAX_FORM_FIELDS = 100
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """A well-formed delivery that Cairn does not use; `reason` is shown to the sender."""
+
+    reason: str
+
+
+class MalformedPayload(ValueError):
+    """The payload does not have the shape the source documents; the message names the field."""
+
+
+class Rejected(Exception):
+    """A delivery refused before publishing: an HTTP status and one sentence saying why."""
+
+    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+class WebhookSource(Protocol):
+    """One git host's webhook dialect. Pure logic: no HTTP framework, no I/O.
+
+    `headers` are the request headers with lower-case names. `authenticate` and `identify`
+    raise `Rejected`; `normalise` raises `MalformedPayload`.
+    """
+
+    name: str  # prefixes delivery ids in the log ("github:<id>"), so sources never collide
+
+    def authenticate(self, body: bytes, headers: Mapping[str, str]) -> None: ...
+
+    def identify(self, headers: Mapping[str, str]) -> tuple[str, str]:
+        """The delivery's (event type, delivery id)."""
+        ...
+
+    def normalise(
+        self, event_type: str, delivery_id: str, payload: dict[str, Any]
+    ) -> GitEventReceived | Ignored: ...
+
+
+def error_response(
+    status: int, message: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=dict(headers or {}))
+
+
+def _too_large(max_bytes: int) -> Rejected:
+    return Rejected(
+        413,
+        f"The delivery is larger than the {max_bytes}-byte limit; "
+        "raise CAIRN_MAX_PAYLOAD_BYTES if such deliveries are expected.",
+    )
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed `max_bytes`.
+
+    The declared Content-Length is checked first, then the streamed bytes are counted, so a
+    missing or lying Content-Length cannot make the receiver buffer more than the limit.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            length = int(declared)
+        except ValueError:
+            raise Rejected(400, "The Content-Length header is not a whole number.") from None
+        if length < 0:
+            raise Rejected(400, "The Content-Length header is negative.")
+        if length > max_bytes:
+            raise _too_large(max_bytes)
+    body = bytearray()
+    async for chunk in request.stream():
+        if len(body) + len(chunk) > max_bytes:
+            raise _too_large(max_bytes)
+        body.extend(chunk)
+    return bytes(body)
+
+
+def _json_kind(value: object) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return "null"
+
+
+def parse_payload(body: bytes, content_type: str | None) -> dict[str, Any]:
+    """The JSON object a delivery carries, as `application/json` or a form's `payload` field.
+
+    GitHub (and Gitea) can be configured to send `application/x-www-form-urlencoded` with
+    the JSON in a `payload` field; the signature covers the form-encoded body as sent.
+    """
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    text: str | bytes = body
+    if media_type == _FORM_MEDIA_TYPE:
+        try:
+            fields = parse_qs(
+                body.decode("utf-8"),
+                keep_blank_values=True,
+                strict_parsing=False,
+                errors="strict",
+                max_num_fields=_MAX_FORM_FIELDS,
+            )
+        except ValueError:
+            raise Rejected(400, "The form-encoded delivery body could not be decoded.") from None
+        values = fields.get("payload", [])
+        if len(values) != 1:
+            raise Rejected(400, "The form-encoded delivery has no single 'payload' field.")
+        text = values[0]
+    try:
+        payload = json.loads(text)
+    except (ValueError, RecursionError):
+        raise Rejected(400, "The delivery body is not valid JSON.") from None
+    if not isinstance(payload, dict):
+        raise Rejected(400, f"The delivery body is {_json_kind(payload)}, not a JSON object.")
+    return payload
+
+
+async def publish_delivery(
+    log: EventLog,
+    topic: str,
+    key: str,
+    value: bytes,
+    *,
+    delivery: str,
+    dedupe_id: str,
+) -> JSONResponse:
+    """Publish one record durably and answer the sender; 2xx only if `publish` returned.
+
+    `delivery` is the sender's own delivery id (echoed back); `dedupe_id` is the log's
+    once-only key for it. The blocking publish runs in a worker thread.
+    """
+    try:
+        result = await run_in_threadpool(log.publish, topic, key, value, delivery_id=dedupe_id)
+    except LogUnavailable as exc:
+        logger.warning("Delivery %s not accepted: the event log is unavailable: %s", delivery, exc)
+        return error_response(
+            503,
+            "The event log cannot take writes right now, so the delivery was not accepted; "
+            "retry later.",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    except Exception:
+        logger.exception("Delivery %s not accepted: publishing to %s failed.", delivery, topic)
+        return error_response(
+            500, "The delivery could not be recorded because of an internal error."
+        )
+    if result.duplicate:
+        return JSONResponse({"status": "duplicate", "delivery": delivery}, status_code=202)
+    return JSONResponse(
+        {"status": "accepted", "delivery": delivery, "offset": result.offset}, status_code=202
+    )
+
+
+async def receive_git_delivery(
+    request: Request, source: WebhookSource, log: EventLog, max_bytes: int
+) -> JSONResponse:
+    """Run one git-host delivery through the shared pipeline and answer it."""
+    try:
+        body = await read_body(request, max_bytes)
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        source.authenticate(body, headers)
+        event_type, delivery = source.identify(headers)
+        payload = parse_payload(body, headers.get("content-type"))
+        try:
+            outcome = source.normalise(event_type, delivery, payload)
+        except MalformedPayload as exc:
+            raise Rejected(400, str(exc)) from exc
+    except Rejected as rejected:
+        return error_response(rejected.status, rejected.message, rejected.headers)
+    if isinstance(outcome, Ignored):
+        return JSONResponse({"status": "ignored", "reason": outcome.reason}, status_code=202)
+    return await publish_delivery(
+        log,
+        GIT_EVENTS.name,
+        outcome.repository.key,
+        outcome.model_dump_json().encode(),
+        delivery=delivery,
+        dedupe_id=f"{source.name}:{delivery}",
+    )

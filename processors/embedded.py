@@ -1,0 +1,147 @@
+"""The embedded runner: every processor as a thread in one process, over the SQLite log.
+
+Each loop polls its consumer group, hands the batch to the processor, and commits only
+after the processor returned (at-least-once). A batch that fails is retried record by
+record; a record that still fails goes to the dead-letter topic with the reason, so a
+poison message never stops a processor.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from services.bus.port import EventLog, LogRecord
+from services.model.events import DeadLettered, GitEventReceived
+from services.model.topics import DEAD_LETTERS, ENTITY_CHANGES, GIT_EVENTS
+
+from processors.descriptor import DescriptorProcessor
+from processors.projections import project_to_index, project_to_store
+from services.index.port import SearchIndex
+from services.store.port import CatalogStore
+
+log = logging.getLogger("cairn.processors")
+
+BatchHandler = Callable[[Sequence[LogRecord]], None]
+
+
+@dataclass(frozen=True)
+class LoopSpec:
+    name: str
+    group: str
+    topics: tuple[str, ...]
+    handle: BatchHandler
+    batch_size: int
+
+
+def dead_letter(event_log: EventLog, processor: str, record: LogRecord, error: BaseException) -> None:
+    value = record.value.decode(errors="replace") if record.value is not None else None
+    letter = DeadLettered(
+        source_topic=record.topic,
+        key=record.key,
+        value=value,
+        error=f"{type(error).__name__}: {error}",
+        processor=processor,
+    )
+    event_log.publish(DEAD_LETTERS.name, record.key, letter.model_dump_json().encode())
+
+
+class ConsumerLoop(threading.Thread):
+    def __init__(self, event_log: EventLog, spec: LoopSpec) -> None:
+        super().__init__(name=f"cairn-{spec.name}", daemon=True)
+        self._log = event_log
+        self._spec = spec
+        self._stopping = threading.Event()
+        self.processed = 0
+        self.last_error: str | None = None
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def run(self) -> None:
+        consumer = self._log.consumer(self._spec.group, self._spec.topics)
+        try:
+            while not self._stopping.is_set():
+                records = consumer.poll(self._spec.batch_size, timeout=0.5)
+                if not records:
+                    continue
+                self._process(records)
+                consumer.commit(records)
+                self.processed += len(records)
+        finally:
+            consumer.close()
+
+    def _process(self, records: Sequence[LogRecord]) -> None:
+        try:
+            self._spec.handle(records)
+            return
+        except Exception:
+            if len(records) == 1:
+                self._give_up(records[0])
+                return
+            log.warning("%s: batch of %d failed; retrying one by one", self._spec.name, len(records))
+        for record in records:
+            try:
+                self._spec.handle([record])
+            except Exception:
+                self._give_up(record)
+
+    def _give_up(self, record: LogRecord) -> None:
+        # One retry after a pause covers a passing fault (a locked file, a busy remote).
+        time.sleep(0.2)
+        try:
+            self._spec.handle([record])
+            return
+        except Exception as exc:
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            log.error(
+                "%s: record %s@%d dead-lettered: %s\n%s",
+                self._spec.name, record.topic, record.offset, exc, traceback.format_exc(),
+            )
+            dead_letter(self._log, self._spec.name, record, exc)
+
+
+class EmbeddedRunner:
+    """Runs the descriptor processor and both projections as threads."""
+
+    def __init__(
+        self,
+        event_log: EventLog,
+        store: CatalogStore,
+        index: SearchIndex,
+        descriptor: DescriptorProcessor,
+    ) -> None:
+        def handle_git(records: Sequence[LogRecord]) -> None:
+            for record in records:
+                if record.value is None:
+                    continue
+                outcome = descriptor.handle(GitEventReceived.model_validate_json(record.value))
+                stages = " ".join(f"{k}={v * 1000:.1f}ms" for k, v in outcome.timings.items())
+                log.info("git event @%d for %s: %s %s", record.offset, record.key,
+                         outcome.action, stages)
+
+        specs = [
+            LoopSpec("descriptor", "cairn-descriptor", (GIT_EVENTS.name,), handle_git, 16),
+            LoopSpec("store-projection", "cairn-store-projection", (ENTITY_CHANGES.name,),
+                     lambda records: project_to_store(store, records) and None, 500),
+            LoopSpec("index-projection", "cairn-index-projection", (ENTITY_CHANGES.name,),
+                     lambda records: project_to_index(index, records), 500),
+        ]
+        self.loops = [ConsumerLoop(event_log, spec) for spec in specs]
+
+    def start(self) -> None:
+        for loop in self.loops:
+            loop.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        for loop in self.loops:
+            loop.stop()
+        for loop in self.loops:
+            loop.join(timeout)
+
+    def alive(self) -> bool:
+        return all(loop.is_alive() for loop in self.loops)

@@ -1,0 +1,97 @@
+"""Configuration: environment variables (`CAIRN_*`) and an optional dotenv-style file.
+
+One settings class per concern; the environment is read here and nowhere else. Each adapter
+is chosen on its own: a Kafka bootstrap selects the Kafka log, a database URL selects
+PostgreSQL, an OpenSearch URL selects OpenSearch; otherwise the embedded SQLite ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def _config(**extra: object) -> SettingsConfigDict:
+    return SettingsConfigDict(env_prefix="CAIRN_", extra="ignore", **extra)  # type: ignore[typeddict-item]
+
+
+class AdapterSettings(BaseSettings):
+    model_config = _config()
+
+    data_dir: Path = Path(".cairn")
+    kafka_bootstrap: str | None = None
+    database_url: SecretStr | None = None
+    opensearch_url: str | None = None
+    topic_partitions: int = Field(default=12, ge=1)
+    topic_replication: int = Field(default=1, ge=1)
+
+
+class WebhookSettings(BaseSettings):
+    model_config = _config()
+
+    github_webhook_secret: SecretStr | None = None
+    insecure_webhooks: bool = False
+    max_payload_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+
+    def github_secrets(self) -> list[bytes]:
+        """Every configured secret: comma-separated so a secret can be rotated."""
+        if self.github_webhook_secret is None:
+            return []
+        raw = self.github_webhook_secret.get_secret_value()
+        return [part.strip().encode() for part in raw.split(",") if part.strip()]
+
+
+class GitSettings(BaseSettings):
+    model_config = _config()
+
+    catalog_files: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["catalog-info.yaml", "catalog-info.yml"]
+    )
+    git_timeout_seconds: float = Field(default=120.0, gt=0)
+    max_descriptor_bytes: int = Field(default=1_000_000, ge=1)
+
+    @field_validator("catalog_files", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+
+class ServerSettings(BaseSettings):
+    model_config = _config()
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+
+
+@dataclass(frozen=True)
+class Settings:
+    adapters: AdapterSettings
+    webhooks: WebhookSettings
+    git: GitSettings
+    server: ServerSettings
+
+    @classmethod
+    def load(cls, config_file: Path | None = None, **overrides: object) -> Settings:
+        """Read every concern from the environment (and `config_file`), then apply overrides.
+
+        Overrides are keyword arguments named like the fields (`data_dir=...`, `port=...`).
+        """
+        parts: dict[str, BaseSettings] = {}
+        for name, settings_class in (
+            ("adapters", AdapterSettings),
+            ("webhooks", WebhookSettings),
+            ("git", GitSettings),
+            ("server", ServerSettings),
+        ):
+            fields = {k: v for k, v in overrides.items() if k in settings_class.model_fields}
+            parts[name] = settings_class(_env_file=config_file, **fields)  # type: ignore[call-arg]
+        unknown = set(overrides) - {f for p in parts.values() for f in type(p).model_fields}
+        if unknown:
+            raise ValueError(f"Unknown setting(s): {', '.join(sorted(unknown))}.")
+        return cls(**parts)  # type: ignore[arg-type]

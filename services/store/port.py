@@ -1,0 +1,73 @@
+"""The catalog-store port.
+
+Contract:
+- `apply_entity_changes` is the projection of `cairn.entity.changes`: a change is applied
+  only if its version (the log offset) is newer than what the store holds for that ref, so
+  redelivery, replay and reordering leave the store as the newest change says. A batch is
+  one transaction.
+- The descriptor processor's state (repositories, locations, entity owners) is written
+  only through `reconcile_repository`, which runs the ownership plan and the caller's
+  `emit` in one transaction: state is saved only if the changes were published.
+- Readers get `StoredEntity`/`LocationRecord` values, never rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from services.model.catalog import DesiredLocation, LocationRecord, OwnershipPlan, StoredEntity
+from services.model.events import EntityChanged, Repository
+
+
+@dataclass(frozen=True)
+class VersionedChange:
+    ref: str
+    version: int
+    change: EntityChanged | None  # None is the tombstone
+
+
+@dataclass(frozen=True)
+class RepositoryState:
+    key: str
+    clone_url: str
+    html_url: str
+    default_branch: str
+    status: str
+    commit: str | None
+    processed_at: datetime | None
+
+
+class CatalogStore(Protocol):
+    def create_schema(self) -> None: ...
+
+    def apply_entity_changes(self, changes: Sequence[VersionedChange]) -> int: ...
+
+    def get_entity(self, ref: str) -> StoredEntity | None: ...
+
+    def get_entity_by_uid(self, uid: str) -> StoredEntity | None: ...
+
+    def iter_entities(self, batch_size: int = 1000) -> Iterator[StoredEntity]: ...
+
+    def count_entities(self) -> int: ...
+
+    def list_locations(self) -> list[LocationRecord]: ...
+
+    def get_location(self, location_id: str) -> LocationRecord | None: ...
+
+    def get_repository(self, key: str) -> RepositoryState | None: ...
+
+    def reconcile_repository(
+        self,
+        repository: Repository,
+        status: str,
+        commit: str | None,
+        desired: list[DesiredLocation],
+        keep: set[str],
+        emit: Callable[[OwnershipPlan], None],
+        previous_key: str | None = None,
+    ) -> OwnershipPlan: ...
+
+    def close(self) -> None: ...

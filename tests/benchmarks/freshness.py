@@ -1,0 +1,118 @@
+"""Embedded default: freshness from a push webhook's 202 to the entity in /api/search, and
+sustained pushes per second for repositories with 1 and with 50 entities.
+
+    .venv/bin/python -m tests.benchmarks.freshness [--pushes 200] [--repos 20] [--burst 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import secrets
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+
+from tests.benchmarks.common import Workspace, percentile, progress, summary
+from tests.e2e.catalog_files import component, documents
+from tests.support.server import CairnProcess, wait_until
+
+_TIMING = re.compile(r"fetch=([\d.]+)ms read=([\d.]+)ms reconcile=([\d.]+)ms")
+
+
+def _descriptor(repo_name: str, entities: int, token: str) -> str:
+    return documents(
+        *[component(f"{repo_name}-c{i}", description=f"{token} component {i}") for i in range(entities)]
+    )
+
+
+def _visible(client: httpx.Client, base: str, token: str) -> bool:
+    body = client.get(f"{base}/api/search", params={"q": token, "limit": 1}).json()
+    return bool(body["total"] >= 1)
+
+
+def measure_freshness(cairn: CairnProcess, ws: Workspace, pushes: int, repos: int) -> list[float]:
+    pool = [ws.repo(f"fresh-{i}") for i in range(repos)]
+    for repo, info in pool:
+        cairn.push(info, *repo.commit_and_push({"catalog-info.yaml": _descriptor(info.name, 1, "warm")}))
+    wait_until(lambda: cairn.search(q="warm")["total"] >= repos, timeout=60, what="warm-up")
+    samples: list[float] = []
+    with httpx.Client(timeout=10) as client:
+        for i in range(pushes):
+            repo, info = pool[i % repos]
+            token = f"fresh{i}x{secrets.token_hex(3)}"
+            before, after = repo.commit_and_push({"catalog-info.yaml": _descriptor(info.name, 1, token)})
+            response = cairn.push(info, before, after)
+            accepted = time.perf_counter()
+            assert response.status_code == 202, response.text
+            while not _visible(client, cairn.base_url, token):
+                if time.perf_counter() - accepted > 30:
+                    raise SystemExit(f"push {i} not visible after 30 s")
+            samples.append(time.perf_counter() - accepted)
+            if (i + 1) % 50 == 0:
+                progress(f"  freshness: {i + 1}/{pushes} pushes, so far {summary(samples)}")
+    return samples
+
+
+def measure_throughput(cairn: CairnProcess, ws: Workspace, entities: int, pushes: int) -> float:
+    prefix = f"tp{entities}"
+    pool = [ws.repo(f"{prefix}-{i}") for i in range(pushes)]
+    for repo, info in pool:
+        cairn.push(info, *repo.commit_and_push({"catalog-info.yaml": _descriptor(info.name, entities, "seed")}))
+    wait_until(lambda: cairn.search(q=f"{prefix}")["total"] >= pushes * entities, timeout=300,
+               what="seeded repositories")
+    token = f"burst{entities}x{secrets.token_hex(3)}"
+    prepared = [
+        (info, repo.commit_and_push({"catalog-info.yaml": _descriptor(info.name, entities, token)}))
+        for repo, info in pool
+    ]
+    progress(f"  throughput: sending {pushes} pushes of {entities}-entity repositories")
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=8) as senders:
+        for response in senders.map(lambda item: cairn.push(item[0], *item[1]), prepared):
+            assert response.status_code == 202, response.text
+    wait_until(lambda: cairn.search(q=token)["total"] >= pushes * entities, timeout=600,
+               what="every burst push visible")
+    return pushes / (time.perf_counter() - started)
+
+
+def stage_timings(log_text: str) -> dict[str, float]:
+    stages: dict[str, list[float]] = {"fetch": [], "read": [], "reconcile": []}
+    for match in _TIMING.finditer(log_text):
+        for name, value in zip(stages, match.groups(), strict=True):
+            stages[name].append(float(value))
+    return {name: statistics.median(values) for name, values in stages.items() if values}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--pushes", type=int, default=200)
+    parser.add_argument("--repos", type=int, default=20)
+    parser.add_argument("--burst", type=int, default=100, help="pushes in each throughput run")
+    args = parser.parse_args()
+    ws = Workspace()
+    cairn = CairnProcess(data_dir=ws.root / "data", secret=secrets.token_hex(8),
+                         git_config=ws.git_config)
+    progress(f"bench: starting cairn up on {cairn.base_url} (data in {ws.root})")
+    cairn.start()
+    try:
+        progress(f"bench: freshness over {args.pushes} sequential one-file pushes")
+        fresh = measure_freshness(cairn, ws, args.pushes, args.repos)
+        one = measure_throughput(cairn, ws, 1, args.burst)
+        fifty = measure_throughput(cairn, ws, 50, max(10, args.burst // 5))
+        stages = stage_timings((cairn.data_dir.parent / f"cairn-{cairn.port}.log").read_text())
+    finally:
+        cairn.stop()
+    print(f"freshness 202 -> visible in /api/search: {summary(fresh)}")
+    print(f"sustained pushes/s, 1-entity repositories: {one:.1f}")
+    print(f"sustained pushes/s, 50-entity repositories: {fifty:.1f} ({fifty * 50:.0f} entities/s)")
+    print("descriptor processor, median per push: "
+          + ", ".join(f"{k} {v:.1f} ms" for k, v in stages.items()))
+    print(f"summary: freshness p99 {percentile(fresh, 99) * 1000:.1f} ms over {len(fresh)} pushes; "
+          f"{one:.1f} pushes/s (1 entity), {fifty:.1f} pushes/s (50 entities)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""The running product: `cairn up` in a subprocess, real git repositories, signed webhooks.
+
+Repositories are addressed as a Git host would send them (https://github.com/acme/NAME)
+and a git `url.<base>.insteadOf` rule in the product's git configuration maps them to
+bare repositories in a temp dir, so every fetch also proves the user's git config applies.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from services.demo.github_payloads import GitHubRepoInfo
+
+from tests.support.gitrepo import GitRepo
+from tests.support.server import CairnProcess
+
+HOST_BASE = "https://github.com/"
+
+
+@dataclass
+class Workspace:
+    root: Path
+    git_config: Path
+
+    def repo(self, name: str | None = None, owner: str = "acme") -> tuple[GitRepo, GitHubRepoInfo]:
+        name = name or f"repo-{uuid.uuid4().hex[:8]}"
+        repo = GitRepo.create(self.root, owner, name)
+        info = GitHubRepoInfo(
+            owner=owner,
+            name=name,
+            clone_url=f"{HOST_BASE}{owner}/{name}.git",
+            html_url=f"{HOST_BASE}{owner}/{name}",
+            default_branch="main",
+        )
+        return repo, info
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    root = tmp_path_factory.mktemp("git")
+    config = root / "gitconfig"
+    config.write_text(
+        f'[url "file://{root}/remotes/"]\n\tinsteadOf = {HOST_BASE}\n'
+        "[protocol \"file\"]\n\tallow = always\n"
+    )
+    return Workspace(root=root, git_config=config)
+
+
+@pytest.fixture(scope="module")
+def start_cairn(
+    workspace: Workspace, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., CairnProcess]]:
+    started: list[CairnProcess] = []
+
+    def start(data_dir: Path | None = None, **kwargs: object) -> CairnProcess:
+        process = CairnProcess(
+            data_dir=data_dir or tmp_path_factory.mktemp("cairn") / "data",
+            secret=secrets.token_hex(16),
+            git_config=workspace.git_config,
+            **kwargs,  # type: ignore[arg-type]
+        )
+        started.append(process)
+        return process.start()
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture(scope="module")
+def cairn(start_cairn: Callable[..., CairnProcess]) -> CairnProcess:
+    return start_cairn()
