@@ -180,8 +180,14 @@ class DescriptorProcessor:
             for entity in reading.entities:
                 ref = str(entity.ref)
                 location.entity_etags[ref] = str(entity.metadata.get("etag", ""))
-                own_errors = [e for e in location.errors if e.entity_ref and ref_key(e.entity_ref) == ref_key(ref)]
-                produced[ref_key(ref)] = _Produced(entity=entity, location=location, errors=own_errors)
+                own_errors = [
+                    e
+                    for e in location.errors
+                    if e.entity_ref and ref_key(e.entity_ref) == ref_key(ref)
+                ]
+                produced[ref_key(ref)] = _Produced(
+                    entity=entity, location=location, errors=own_errors
+                )
             keep.update(e.entity_ref for e in location.errors if e.entity_ref)
             desired.append(location)
         return produced, desired, keep
@@ -210,7 +216,9 @@ class DescriptorProcessor:
                 records.append(
                     OutgoingRecord(ENTITY_CHANGES.name, ref, change.model_dump_json().encode())
                 )
-            records.extend(OutgoingRecord(ENTITY_CHANGES.name, ref, None) for ref in plan.tombstones)
+            records.extend(
+                OutgoingRecord(ENTITY_CHANGES.name, ref, None) for ref in plan.tombstones
+            )
             if records:
                 self._publish(records)
 

@@ -15,13 +15,12 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from services.bus.port import EventLog, LogRecord
-from services.model.events import DeadLettered, GitEventReceived
-from services.model.topics import DEAD_LETTERS, ENTITY_CHANGES, GIT_EVENTS
-
 from processors.descriptor import DescriptorProcessor
 from processors.projections import project_to_index, project_to_store
+from services.bus.port import EventLog, LogRecord
 from services.index.port import SearchIndex
+from services.model.events import DeadLettered, GitEventReceived
+from services.model.topics import DEAD_LETTERS, ENTITY_CHANGES, GIT_EVENTS
 from services.store.port import CatalogStore
 
 log = logging.getLogger("cairn.processors")
@@ -38,7 +37,9 @@ class LoopSpec:
     batch_size: int
 
 
-def dead_letter(event_log: EventLog, processor: str, record: LogRecord, error: BaseException) -> None:
+def dead_letter(
+    event_log: EventLog, processor: str, record: LogRecord, error: BaseException
+) -> None:
     value = record.value.decode(errors="replace") if record.value is not None else None
     letter = DeadLettered(
         source_topic=record.topic,
@@ -48,6 +49,10 @@ def dead_letter(event_log: EventLog, processor: str, record: LogRecord, error: B
         processor=processor,
     )
     event_log.publish(DEAD_LETTERS.name, record.key, letter.model_dump_json().encode())
+
+
+def void(_result: object) -> None:
+    """Adapts a handler that returns a count to the batch-handler signature."""
 
 
 class ConsumerLoop(threading.Thread):
@@ -83,7 +88,9 @@ class ConsumerLoop(threading.Thread):
             if len(records) == 1:
                 self._give_up(records[0])
                 return
-            log.warning("%s: batch of %d failed; retrying one by one", self._spec.name, len(records))
+            log.warning(
+                "%s: batch of %d failed; retrying one by one", self._spec.name, len(records)
+            )
         for record in records:
             try:
                 self._spec.handle([record])
@@ -100,7 +107,11 @@ class ConsumerLoop(threading.Thread):
             self.last_error = f"{type(exc).__name__}: {exc}"
             log.error(
                 "%s: record %s@%d dead-lettered: %s\n%s",
-                self._spec.name, record.topic, record.offset, exc, traceback.format_exc(),
+                self._spec.name,
+                record.topic,
+                record.offset,
+                exc,
+                traceback.format_exc(),
             )
             dead_letter(self._log, self._spec.name, record, exc)
 
@@ -121,15 +132,26 @@ class EmbeddedRunner:
                     continue
                 outcome = descriptor.handle(GitEventReceived.model_validate_json(record.value))
                 stages = " ".join(f"{k}={v * 1000:.1f}ms" for k, v in outcome.timings.items())
-                log.info("git event @%d for %s: %s %s", record.offset, record.key,
-                         outcome.action, stages)
+                log.info(
+                    "git event @%d for %s: %s %s", record.offset, record.key, outcome.action, stages
+                )
 
         specs = [
             LoopSpec("descriptor", "cairn-descriptor", (GIT_EVENTS.name,), handle_git, 16),
-            LoopSpec("store-projection", "cairn-store-projection", (ENTITY_CHANGES.name,),
-                     lambda records: project_to_store(store, records) and None, 500),
-            LoopSpec("index-projection", "cairn-index-projection", (ENTITY_CHANGES.name,),
-                     lambda records: project_to_index(index, records), 500),
+            LoopSpec(
+                "store-projection",
+                "cairn-store-projection",
+                (ENTITY_CHANGES.name,),
+                lambda records: void(project_to_store(store, records)),
+                500,
+            ),
+            LoopSpec(
+                "index-projection",
+                "cairn-index-projection",
+                (ENTITY_CHANGES.name,),
+                lambda records: project_to_index(index, records),
+                500,
+            ),
         ]
         self.loops = [ConsumerLoop(event_log, spec) for spec in specs]
 

@@ -37,6 +37,4 @@ def index_write(ref: str, version: int, change: EntityChanged | None) -> IndexWr
 
 
 def project_to_index(index: SearchIndex, records: Sequence[LogRecord]) -> None:
-    index.apply(
-        [index_write(r.key, r.offset, decode_entity_change(r)) for r in records]
-    )
+    index.apply([index_write(r.key, r.offset, decode_entity_change(r)) for r in records])

@@ -41,8 +41,13 @@ def create_search_router(queries: CatalogQueries) -> APIRouter:
         filters = {
             name: values
             for name, values in (
-                ("kind", kind), ("type", type), ("lifecycle", lifecycle), ("owner", owner),
-                ("system", system), ("namespace", namespace), ("tag", tag),
+                ("kind", kind),
+                ("type", type),
+                ("lifecycle", lifecycle),
+                ("owner", owner),
+                ("system", system),
+                ("namespace", namespace),
+                ("tag", tag),
             )
             if values
         }
@@ -58,12 +63,8 @@ def create_search_router(queries: CatalogQueries) -> APIRouter:
         )
 
     @router.get("/api/search/suggest", response_model=SuggestResponse, tags=["search"])
-    def suggest(
-        q: str, limit: Annotated[int, Query(ge=1, le=50)] = 10
-    ) -> SuggestResponse:
-        return SuggestResponse(
-            items=[SuggestItem(**vars(s)) for s in queries.suggest(q, limit)]
-        )
+    def suggest(q: str, limit: Annotated[int, Query(ge=1, le=50)] = 10) -> SuggestResponse:
+        return SuggestResponse(items=[SuggestItem(**vars(s)) for s in queries.suggest(q, limit)])
 
     @router.get("/api/catalog/entities/by-name/{kind}/{namespace}/{name}", tags=["catalog"])
     def entity_by_name(kind: str, namespace: str, name: str) -> Any:
@@ -74,9 +75,7 @@ def create_search_router(queries: CatalogQueries) -> APIRouter:
             )
         return entity
 
-    @router.get(
-        "/api/catalog/locations", response_model=list[LocationEnvelope], tags=["catalog"]
-    )
+    @router.get("/api/catalog/locations", response_model=list[LocationEnvelope], tags=["catalog"])
     def locations() -> list[LocationEnvelope]:
         return [LocationEnvelope(data=data) for data in queries.locations()]
 

@@ -67,7 +67,10 @@ def serve(settings: Settings, roles: set[str], *, demo: bool, log_level: str) ->
         include.append(install_error_handlers)
     if "processors" in roles:
         runner = EmbeddedRunner(
-            adapters.log, adapters.store, adapters.index, build_descriptor_processor(settings, adapters)
+            adapters.log,
+            adapters.store,
+            adapters.index,
+            build_descriptor_processor(settings, adapters),
         )
 
     def ready() -> bool:
@@ -101,8 +104,10 @@ def serve(settings: Settings, roles: set[str], *, demo: bool, log_level: str) ->
             name="cairn-demo",
             daemon=True,
         ).start()
-    lines = [f"cairn: {', '.join(sorted(roles))} on {base} "
-             f"(data in {settings.adapters.data_dir.resolve()})"]
+    lines = [
+        f"cairn: {', '.join(sorted(roles))} on {base} "
+        f"(data in {settings.adapters.data_dir.resolve()})"
+    ]
     if "ingest" in roles:
         lines.append(f"  webhooks:  POST {base}/webhooks/github")
     if "api" in roles:
@@ -133,9 +138,7 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to listen on (default 8000)")
     parser.add_argument("--data-dir", type=Path, help="where state is kept (default ./.cairn)")
-    parser.add_argument(
-        "--insecure-webhooks", action="store_true", help="accept unsigned webhooks"
-    )
+    parser.add_argument("--insecure-webhooks", action="store_true", help="accept unsigned webhooks")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
-def _config(**extra: object) -> SettingsConfigDict:
-    return SettingsConfigDict(env_prefix="CAIRN_", extra="ignore", **extra)  # type: ignore[typeddict-item]
+def _config() -> SettingsConfigDict:
+    return SettingsConfigDict(env_prefix="CAIRN_", extra="ignore")
 
 
 class AdapterSettings(BaseSettings):
@@ -89,7 +89,9 @@ class Settings:
             ("git", GitSettings),
             ("server", ServerSettings),
         ):
-            fields = {k: v for k, v in overrides.items() if k in settings_class.model_fields}
+            fields: dict[str, Any] = {
+                k: v for k, v in overrides.items() if k in settings_class.model_fields
+            }
             parts[name] = settings_class(_env_file=config_file, **fields)  # type: ignore[call-arg]
         unknown = set(overrides) - {f for p in parts.values() for f in type(p).model_fields}
         if unknown:

@@ -58,8 +58,9 @@ def build_index(settings: Settings) -> SearchIndex:
 
 
 def build_adapters(settings: Settings) -> Adapters:
-    return Adapters(log=build_log(settings), store=build_store(settings),
-                    index=build_index(settings))
+    return Adapters(
+        log=build_log(settings), store=build_store(settings), index=build_index(settings)
+    )
 
 
 def build_git_reader(settings: Settings) -> GitReader:
@@ -100,11 +101,15 @@ def create_http_app(
     @app.exception_handler(RequestValidationError)
     def _malformed(_request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(part) for part in first.get("loc", ()) if part not in ("query", "path", "body"))
+        where = ".".join(
+            str(part) for part in first.get("loc", ()) if part not in ("query", "path", "body")
+        )
         return JSONResponse(
             status_code=400,
-            content={"error": f"Parameter '{where}': {first.get('msg', 'is not valid')}.",
-                     "parameter": where},
+            content={
+                "error": f"Parameter '{where}': {first.get('msg', 'is not valid')}.",
+                "parameter": where,
+            },
         )
 
     @app.get("/healthz", tags=["health"])
@@ -116,7 +121,9 @@ def create_http_app(
         try:
             ok = ready() if ready is not None else True
         except Exception as exc:  # a probe reports, it never raises
-            return JSONResponse(status_code=503, content={"status": "unavailable", "error": str(exc)})
+            return JSONResponse(
+                status_code=503, content={"status": "unavailable", "error": str(exc)}
+            )
         if not ok:
             return JSONResponse(status_code=503, content={"status": "unavailable"})
         return JSONResponse(content={"status": "ready"})

@@ -64,8 +64,9 @@ def _wait_for_catalog(base_url: str, settle: float = 1.0, timeout: float = 60.0)
     deadline = time.monotonic() + timeout
     last, stable_since = -1, time.monotonic()
     while time.monotonic() < deadline:
-        total = int(httpx.get(f"{base_url}/api/search", params={"limit": 1}, timeout=10)
-                    .json()["total"])
+        total = int(
+            httpx.get(f"{base_url}/api/search", params={"limit": 1}, timeout=10).json()["total"]
+        )
         if total != last:
             last, stable_since = total, time.monotonic()
         elif total > 0 and time.monotonic() - stable_since >= settle:

@@ -114,7 +114,9 @@ def find_catalog_files(entries: list[TreeEntry], patterns: list[str]) -> list[st
     found = []
     for entry in entries:
         name = PurePosixPath(entry.path).name
-        if any(fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(entry.path, p) for p in patterns):
+        if any(
+            fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(entry.path, p) for p in patterns
+        ):
             found.append(entry.path)
     return sorted(found)
 
@@ -145,7 +147,9 @@ class CommitFiles:
 
     def list(self, directory: str) -> list[str]:
         prefix = directory.rstrip("/") + "/" if directory not in ("", ".") else ""
-        return sorted(p for p in self.entries if p.startswith(prefix) and "/" not in p[len(prefix) :])
+        return sorted(
+            p for p in self.entries if p.startswith(prefix) and "/" not in p[len(prefix) :]
+        )
 
     def _batch(self) -> subprocess.Popen[bytes]:
         if self._process is None:

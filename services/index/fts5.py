@@ -97,8 +97,7 @@ class Fts5SearchIndex:
         self._local = threading.local()
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
-                               check_same_thread=False)
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=30000")
@@ -165,9 +164,21 @@ class Fts5SearchIndex:
             "description, owner, system, domain, type, lifecycle, tags, updated_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                key, doc.ref, doc.kind, doc.namespace, doc.name, doc.name.lower(), doc.title,
-                doc.description, doc.owner, doc.system, doc.domain, doc.type, doc.lifecycle,
-                json.dumps(doc.tags), doc.updated_at,
+                key,
+                doc.ref,
+                doc.kind,
+                doc.namespace,
+                doc.name,
+                doc.name.lower(),
+                doc.title,
+                doc.description,
+                doc.owner,
+                doc.system,
+                doc.domain,
+                doc.type,
+                doc.lifecycle,
+                json.dumps(doc.tags),
+                doc.updated_at,
             ),
         )
         doc_id = cursor.lastrowid
@@ -220,8 +231,17 @@ class Fts5SearchIndex:
         )
         items = [
             SearchHit(
-                ref=r[0], kind=r[1], namespace=r[2], name=r[3], title=r[4], description=r[5],
-                owner=r[6], system=r[7], type=r[8], lifecycle=r[9], tags=json.loads(r[10]),
+                ref=r[0],
+                kind=r[1],
+                namespace=r[2],
+                name=r[3],
+                title=r[4],
+                description=r[5],
+                owner=r[6],
+                system=r[7],
+                type=r[8],
+                lifecycle=r[9],
+                tags=json.loads(r[10]),
                 score=round(float(r[11]) * 100.0 - float(r[12]), 4),
             )
             for r in rows
@@ -250,9 +270,7 @@ class Fts5SearchIndex:
             normalised = [normalise_filter_value(field_name, v) for v in values]
             marks = ", ".join("?" for _ in normalised)
             if field_name == "tag":
-                where.append(
-                    f"docs.id IN (SELECT doc_id FROM doc_tags WHERE tag IN ({marks}))"
-                )
+                where.append(f"docs.id IN (SELECT doc_id FROM doc_tags WHERE tag IN ({marks}))")
             else:
                 where.append(f"docs.{_COLUMN_OF_FACET[field_name]} IN ({marks})")
             params.extend(normalised)
@@ -271,9 +289,7 @@ class Fts5SearchIndex:
         else:
             source, exact, rank = "docs", "0", "0.0"
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        sql = (
-            f"SELECT docs.*, {exact} AS exact, {rank} AS rank FROM {source} {clause}"
-        )
+        sql = f"SELECT docs.*, {exact} AS exact, {rank} AS rank FROM {source} {clause}"
         return sql, params
 
     def _facets(
@@ -300,20 +316,28 @@ class Fts5SearchIndex:
         if not text:
             return []
         escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        rows = self._reader().execute(
-            "SELECT ref, name, title, kind FROM docs WHERE name_lower LIKE ? ESCAPE '\\' "
-            "ORDER BY length(name_lower), name_lower LIMIT ?",
-            (escaped + "%", limit),
-        ).fetchall()
+        rows = (
+            self._reader()
+            .execute(
+                "SELECT ref, name, title, kind FROM docs WHERE name_lower LIKE ? ESCAPE '\\' "
+                "ORDER BY length(name_lower), name_lower LIMIT ?",
+                (escaped + "%", limit),
+            )
+            .fetchall()
+        )
         found = [Suggestion(ref=r[0], name=r[1], title=r[2], kind=r[3]) for r in rows]
         if len(found) < limit and _fts_query(text):
             seen = {s.ref for s in found}
-            more = self._reader().execute(
-                "SELECT docs.ref, docs.name, docs.title, docs.kind FROM docs_fts "
-                "JOIN docs ON docs.id = docs_fts.rowid WHERE docs_fts MATCH ? "
-                "ORDER BY bm25(docs_fts, 10.0, 6.0, 0, 0, 0, 0) LIMIT ?",
-                ("{name title} : " + _fts_query(text), limit * 2),
-            ).fetchall()
+            more = (
+                self._reader()
+                .execute(
+                    "SELECT docs.ref, docs.name, docs.title, docs.kind FROM docs_fts "
+                    "JOIN docs ON docs.id = docs_fts.rowid WHERE docs_fts MATCH ? "
+                    "ORDER BY bm25(docs_fts, 10.0, 6.0, 0, 0, 0, 0) LIMIT ?",
+                    ("{name title} : " + _fts_query(text), limit * 2),
+                )
+                .fetchall()
+            )
             for r in more:
                 if r[0] not in seen and len(found) < limit:
                     found.append(Suggestion(ref=r[0], name=r[1], title=r[2], kind=r[3]))

@@ -135,11 +135,7 @@ def plan_ownership(
                 plan.upserts[ref] = location.id
             plan.owners[key] = Owner(ref=ref, location_id=location.id, etag=etag)
     for key, owner in current.items():
-        if (
-            owner.location_id in repository_location_ids
-            and key not in wanted
-            and key not in keep
-        ):
+        if owner.location_id in repository_location_ids and key not in wanted and key not in keep:
             plan.tombstones.append(owner.ref)
             plan.released.append(key)
     return plan

@@ -76,7 +76,9 @@ class ResyncRequested(Contract):
     reason: str
 
 
-GitChange = Annotated[PushReceived | RepositoryChanged | ResyncRequested, Field(discriminator="type")]
+GitChange = Annotated[
+    PushReceived | RepositoryChanged | ResyncRequested, Field(discriminator="type")
+]
 
 
 class GitEventReceived(Contract):

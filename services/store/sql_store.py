@@ -147,9 +147,7 @@ class SqlCatalogStore:
                 updated_at=value.changed_at,
             )
         )
-        edges = {
-            (ref_key(r.source_ref), r.type, ref_key(r.target_ref)): r for r in value.relations
-        }
+        edges = {(ref_key(r.source_ref), r.type, ref_key(r.target_ref)): r for r in value.relations}
         if edges:
             session.execute(
                 self._insert(RelationRow).on_conflict_do_nothing(),
@@ -187,9 +185,13 @@ class SqlCatalogStore:
     def _relations(self, session: Session, keys: list[str]) -> dict[str, list[RelationRecord]]:
         found: dict[str, dict[tuple[str, str], RelationRecord]] = {}
         rows = session.execute(
-            select(RelationRow.source_key, RelationRow.type, RelationRow.target_key,
-                   RelationRow.source_ref, RelationRow.target_ref)
-            .where(RelationRow.source_key.in_(keys))
+            select(
+                RelationRow.source_key,
+                RelationRow.type,
+                RelationRow.target_key,
+                RelationRow.source_ref,
+                RelationRow.target_ref,
+            ).where(RelationRow.source_key.in_(keys))
         )
         for source_key, relation_type, target_key, source_ref, target_ref in rows:
             found.setdefault(source_key, {})[(relation_type, target_key)] = RelationRecord(
@@ -289,15 +291,16 @@ class SqlCatalogStore:
         keys = [repository.key] + ([previous_key] if previous_key else [])
         with self._write.begin() as session:
             existing = session.scalars(
-                select(LocationRow).where(LocationRow.repository_key.in_(keys))
-                .with_for_update()
+                select(LocationRow).where(LocationRow.repository_key.in_(keys)).with_for_update()
             ).all()
             location_ids = {row.id for row in existing} | {d.id for d in desired}
             wanted_keys = [ref_key(ref) for d in desired for ref in d.entity_etags]
             owner_rows = session.scalars(
-                select(OwnerRow).where(
+                select(OwnerRow)
+                .where(
                     or_(OwnerRow.location_id.in_(location_ids), OwnerRow.ref_key.in_(wanted_keys))
-                ).with_for_update()
+                )
+                .with_for_update()
             ).all()
             current = {
                 row.ref_key: Owner(ref=row.ref, location_id=row.location_id, etag=row.etag)
@@ -308,8 +311,9 @@ class SqlCatalogStore:
                 session.execute(delete(OwnerRow).where(OwnerRow.ref_key.in_(plan.released)))
             for key, owner in plan.owners.items():
                 session.merge(
-                    OwnerRow(ref_key=key, ref=owner.ref, location_id=owner.location_id,
-                             etag=owner.etag)
+                    OwnerRow(
+                        ref_key=key, ref=owner.ref, location_id=owner.location_id, etag=owner.etag
+                    )
                 )
             desired_ids = {d.id for d in desired}
             for row in existing:

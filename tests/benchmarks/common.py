@@ -8,7 +8,6 @@ import tempfile
 from pathlib import Path
 
 from services.demo.github_payloads import GitHubRepoInfo
-
 from tests.support.gitrepo import GitRepo
 
 HOST_BASE = "https://github.com/"
@@ -48,6 +47,9 @@ class Workspace:
     def repo(self, name: str) -> tuple[GitRepo, GitHubRepoInfo]:
         repo = GitRepo.create(self.root, "acme", name)
         return repo, GitHubRepoInfo(
-            owner="acme", name=name, clone_url=f"{HOST_BASE}acme/{name}.git",
-            html_url=f"{HOST_BASE}acme/{name}", default_branch="main",
+            owner="acme",
+            name=name,
+            clone_url=f"{HOST_BASE}acme/{name}.git",
+            html_url=f"{HOST_BASE}acme/{name}",
+            default_branch="main",
         )

@@ -24,7 +24,10 @@ _TIMING = re.compile(r"fetch=([\d.]+)ms read=([\d.]+)ms reconcile=([\d.]+)ms")
 
 def _descriptor(repo_name: str, entities: int, token: str) -> str:
     return documents(
-        *[component(f"{repo_name}-c{i}", description=f"{token} component {i}") for i in range(entities)]
+        *[
+            component(f"{repo_name}-c{i}", description=f"{token} component {i}")
+            for i in range(entities)
+        ]
     )
 
 
@@ -36,14 +39,18 @@ def _visible(client: httpx.Client, base: str, token: str) -> bool:
 def measure_freshness(cairn: CairnProcess, ws: Workspace, pushes: int, repos: int) -> list[float]:
     pool = [ws.repo(f"fresh-{i}") for i in range(repos)]
     for repo, info in pool:
-        cairn.push(info, *repo.commit_and_push({"catalog-info.yaml": _descriptor(info.name, 1, "warm")}))
+        cairn.push(
+            info, *repo.commit_and_push({"catalog-info.yaml": _descriptor(info.name, 1, "warm")})
+        )
     wait_until(lambda: cairn.search(q="warm")["total"] >= repos, timeout=60, what="warm-up")
     samples: list[float] = []
     with httpx.Client(timeout=10) as client:
         for i in range(pushes):
             repo, info = pool[i % repos]
             token = f"fresh{i}x{secrets.token_hex(3)}"
-            before, after = repo.commit_and_push({"catalog-info.yaml": _descriptor(info.name, 1, token)})
+            before, after = repo.commit_and_push(
+                {"catalog-info.yaml": _descriptor(info.name, 1, token)}
+            )
             response = cairn.push(info, before, after)
             accepted = time.perf_counter()
             assert response.status_code == 202, response.text
@@ -60,9 +67,15 @@ def measure_throughput(cairn: CairnProcess, ws: Workspace, entities: int, pushes
     prefix = f"tp{entities}"
     pool = [ws.repo(f"{prefix}-{i}") for i in range(pushes)]
     for repo, info in pool:
-        cairn.push(info, *repo.commit_and_push({"catalog-info.yaml": _descriptor(info.name, entities, "seed")}))
-    wait_until(lambda: cairn.search(q=f"{prefix}")["total"] >= pushes * entities, timeout=300,
-               what="seeded repositories")
+        cairn.push(
+            info,
+            *repo.commit_and_push({"catalog-info.yaml": _descriptor(info.name, entities, "seed")}),
+        )
+    wait_until(
+        lambda: cairn.search(q=f"{prefix}")["total"] >= pushes * entities,
+        timeout=300,
+        what="seeded repositories",
+    )
     token = f"burst{entities}x{secrets.token_hex(3)}"
     prepared = [
         (info, repo.commit_and_push({"catalog-info.yaml": _descriptor(info.name, entities, token)}))
@@ -73,8 +86,11 @@ def measure_throughput(cairn: CairnProcess, ws: Workspace, entities: int, pushes
     with ThreadPoolExecutor(max_workers=8) as senders:
         for response in senders.map(lambda item: cairn.push(item[0], *item[1]), prepared):
             assert response.status_code == 202, response.text
-    wait_until(lambda: cairn.search(q=token)["total"] >= pushes * entities, timeout=600,
-               what="every burst push visible")
+    wait_until(
+        lambda: cairn.search(q=token)["total"] >= pushes * entities,
+        timeout=600,
+        what="every burst push visible",
+    )
     return pushes / (time.perf_counter() - started)
 
 
@@ -93,8 +109,9 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=100, help="pushes in each throughput run")
     args = parser.parse_args()
     ws = Workspace()
-    cairn = CairnProcess(data_dir=ws.root / "data", secret=secrets.token_hex(8),
-                         git_config=ws.git_config)
+    cairn = CairnProcess(
+        data_dir=ws.root / "data", secret=secrets.token_hex(8), git_config=ws.git_config
+    )
     progress(f"bench: starting cairn up on {cairn.base_url} (data in {ws.root})")
     cairn.start()
     try:
@@ -108,10 +125,14 @@ def main() -> None:
     print(f"freshness 202 -> visible in /api/search: {summary(fresh)}")
     print(f"sustained pushes/s, 1-entity repositories: {one:.1f}")
     print(f"sustained pushes/s, 50-entity repositories: {fifty:.1f} ({fifty * 50:.0f} entities/s)")
-    print("descriptor processor, median per push: "
-          + ", ".join(f"{k} {v:.1f} ms" for k, v in stages.items()))
-    print(f"summary: freshness p99 {percentile(fresh, 99) * 1000:.1f} ms over {len(fresh)} pushes; "
-          f"{one:.1f} pushes/s (1 entity), {fifty:.1f} pushes/s (50 entities)")
+    print(
+        "descriptor processor, median per push: "
+        + ", ".join(f"{k} {v:.1f} ms" for k, v in stages.items())
+    )
+    print(
+        f"summary: freshness p99 {percentile(fresh, 99) * 1000:.1f} ms over {len(fresh)} pushes; "
+        f"{one:.1f} pushes/s (1 entity), {fifty:.1f} pushes/s (50 entities)"
+    )
 
 
 if __name__ == "__main__":

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 
-def component(name: str, *, owner: str = "team-a", description: str = "", system: str | None = None,
-              extra: str = "") -> str:
+def component(
+    name: str,
+    *,
+    owner: str = "team-a",
+    description: str = "",
+    system: str | None = None,
+    extra: str = "",
+) -> str:
     system_line = f"  system: {system}\n" if system else ""
     return (
         "apiVersion: backstage.io/v1alpha1\n"

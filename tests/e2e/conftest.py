@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from services.demo.github_payloads import GitHubRepoInfo
-
 from tests.support.gitrepo import GitRepo
 from tests.support.server import CairnProcess
 
@@ -47,7 +46,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     config = root / "gitconfig"
     config.write_text(
         f'[url "file://{root}/remotes/"]\n\tinsteadOf = {HOST_BASE}\n'
-        "[protocol \"file\"]\n\tallow = always\n"
+        '[protocol "file"]\n\tallow = always\n'
     )
     return Workspace(root=root, git_config=config)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 from services.demo.github_payloads import push_payload, repository_payload
-
 from tests.e2e.catalog_files import component, documents
 from tests.support.server import wait_until
 
@@ -45,7 +44,9 @@ def test_a_pushed_component_becomes_searchable_with_backstage_shape(cairn, works
     assert ("ownedBy", "group:default/team-a") in relations
     assert ("partOf", "system:default/checkout") in relations
 
-    locations = {loc["data"]["target"]: loc["data"] for loc in cairn.get("/api/catalog/locations").json()}
+    locations = {
+        loc["data"]["target"]: loc["data"] for loc in cairn.get("/api/catalog/locations").json()
+    }
     assert locations[target]["commit"] == after
     assert locations[target]["entityRefs"] == [f"component:default/{name}"]
 
@@ -53,11 +54,18 @@ def test_a_pushed_component_becomes_searchable_with_backstage_shape(cairn, works
 def test_a_changed_descriptor_changes_the_entity_and_its_etag(cairn, workspace) -> None:
     repo, info = workspace.repo()
     name = _name("ledger")
-    cairn.push(info, *repo.commit_and_push({"catalog-info.yaml": component(name, description="first")}))
+    cairn.push(
+        info, *repo.commit_and_push({"catalog-info.yaml": component(name, description="first")})
+    )
     wait_until(lambda: _found(cairn, name), what="first version")
     first = cairn.entity("component", name)
-    cairn.push(info, *repo.commit_and_push({"catalog-info.yaml": component(name, description="second")}))
-    wait_until(lambda: [h for h in _found(cairn, name) if h["description"] == "second"], what="second version")
+    cairn.push(
+        info, *repo.commit_and_push({"catalog-info.yaml": component(name, description="second")})
+    )
+    wait_until(
+        lambda: [h for h in _found(cairn, name) if h["description"] == "second"],
+        what="second version",
+    )
     second = cairn.entity("component", name)
     assert second["metadata"]["etag"] != first["metadata"]["etag"]
     assert second["metadata"]["uid"] == first["metadata"]["uid"]
@@ -66,20 +74,30 @@ def test_a_changed_descriptor_changes_the_entity_and_its_etag(cairn, workspace) 
 def test_an_entity_removed_from_its_file_disappears(cairn, workspace) -> None:
     repo, info = workspace.repo()
     keep, drop = _name("keep"), _name("drop")
-    cairn.push(info, *repo.commit_and_push({"catalog-info.yaml": documents(component(keep), component(drop))}))
+    cairn.push(
+        info,
+        *repo.commit_and_push({"catalog-info.yaml": documents(component(keep), component(drop))}),
+    )
     wait_until(lambda: _found(cairn, drop), what="both entities")
     cairn.push(info, *repo.commit_and_push({"catalog-info.yaml": component(keep)}))
-    wait_until(lambda: not _found(cairn, drop) and cairn.entity("component", drop) is None, what="removal")
+    wait_until(
+        lambda: not _found(cairn, drop) and cairn.entity("component", drop) is None, what="removal"
+    )
     assert _found(cairn, keep)
 
 
 def test_a_deleted_catalog_file_removes_its_entities(cairn, workspace) -> None:
     repo, info = workspace.repo()
     root, sub = _name("root"), _name("sub")
-    cairn.push(info, *repo.commit_and_push({
-        "catalog-info.yaml": component(root),
-        "services/sub/catalog-info.yaml": component(sub),
-    }))
+    cairn.push(
+        info,
+        *repo.commit_and_push(
+            {
+                "catalog-info.yaml": component(root),
+                "services/sub/catalog-info.yaml": component(sub),
+            }
+        ),
+    )
     wait_until(lambda: _found(cairn, sub), what="entity of the sub-folder file")
     cairn.push(info, *repo.commit_and_push({"services/sub/catalog-info.yaml": None}))
     wait_until(lambda: not _found(cairn, sub), what="removal of the deleted file's entity")
@@ -88,14 +106,21 @@ def test_a_deleted_catalog_file_removes_its_entities(cairn, workspace) -> None:
     assert f"{info.html_url}/blob/main/services/sub/catalog-info.yaml" not in targets
 
 
-def test_a_broken_descriptor_is_reported_against_its_location_and_the_rest_still_loads(cairn, workspace) -> None:
+def test_a_broken_descriptor_is_reported_against_its_location_and_the_rest_still_loads(
+    cairn, workspace
+) -> None:
     repo, info = workspace.repo()
     good = _name("good")
     broken = "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: [unclosed\n"
-    cairn.push(info, *repo.commit_and_push({
-        "catalog-info.yaml": component(good),
-        "broken/catalog-info.yaml": broken,
-    }))
+    cairn.push(
+        info,
+        *repo.commit_and_push(
+            {
+                "catalog-info.yaml": component(good),
+                "broken/catalog-info.yaml": broken,
+            }
+        ),
+    )
     wait_until(lambda: _found(cairn, good), what="the valid entity")
     target = f"{info.html_url}/blob/main/broken/catalog-info.yaml"
 
@@ -128,7 +153,9 @@ def test_out_of_order_pushes_converge_to_the_branch_head(cairn, workspace) -> No
     wait_until(lambda: _found(cairn, new), what="the newest state")
     cairn.push(info, *first)  # a late, older delivery
     marker = _name("marker")
-    third = repo.commit_and_push({"catalog-info.yaml": documents(component(new), component(marker))})
+    third = repo.commit_and_push(
+        {"catalog-info.yaml": documents(component(new), component(marker))}
+    )
     cairn.push(info, *third)
     wait_until(lambda: _found(cairn, marker), what="the marker after the late push")
     assert not _found(cairn, old)
@@ -154,16 +181,25 @@ def test_a_renamed_repository_moves_its_entities_to_the_new_location(cairn, work
     wait_until(lambda: _found(cairn, name), what="the entity")
     new_name = f"{info.name}-renamed"
     repo.remote.rename(repo.remote.with_name(f"{new_name}.git"))
-    renamed = type(info)(owner=info.owner, name=new_name,
-                         clone_url=info.clone_url.replace(info.name, new_name),
-                         html_url=info.html_url.replace(info.name, new_name),
-                         default_branch="main")
-    assert cairn.send("repository", repository_payload("renamed", renamed, previous=info)).status_code == 202
+    renamed = type(info)(
+        owner=info.owner,
+        name=new_name,
+        clone_url=info.clone_url.replace(info.name, new_name),
+        html_url=info.html_url.replace(info.name, new_name),
+        default_branch="main",
+    )
+    assert (
+        cairn.send("repository", repository_payload("renamed", renamed, previous=info)).status_code
+        == 202
+    )
     new_target = f"url:{renamed.html_url}/blob/main/catalog-info.yaml"
 
     def moved():
         entity = cairn.entity("component", name)
-        return entity and entity["metadata"]["annotations"]["backstage.io/managed-by-location"] == new_target
+        return (
+            entity
+            and entity["metadata"]["annotations"]["backstage.io/managed-by-location"] == new_target
+        )
 
     wait_until(moved, what="the entity at its new location")
     targets = [loc["data"]["target"] for loc in cairn.get("/api/catalog/locations").json()]

@@ -8,7 +8,9 @@ from tests.e2e.catalog_files import component
 from tests.support.server import CairnProcess, wait_until
 
 
-def test_an_accepted_but_unprocessed_event_is_processed_after_restart(start_cairn, workspace, tmp_path) -> None:
+def test_an_accepted_but_unprocessed_event_is_processed_after_restart(
+    start_cairn, workspace, tmp_path
+) -> None:
     data_dir = tmp_path / "data"
     # Only the receivers run, so the accepted event waits in the log, unprocessed.
     ingest_only = start_cairn(data_dir=data_dir, command="ingest")

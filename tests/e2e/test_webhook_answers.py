@@ -6,7 +6,6 @@ import json
 import uuid
 
 from services.demo.github_payloads import push_payload
-
 from tests.e2e.catalog_files import component
 from tests.support.server import wait_until
 

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import pytest
+
 from services.model.catalog import DesiredLocation, OwnershipPlan, location_id
 from services.model.events import EntityChanged, Repository
 from services.store.port import VersionedChange
-
 from tests.integration.conftest import unique
 
 
 def _repo(name: str) -> Repository:
-    return Repository(host="github.com", owner="acme", name=name,
-                      clone_url=f"https://github.com/acme/{name}.git",
-                      html_url=f"https://github.com/acme/{name}")
+    return Repository(
+        host="github.com",
+        owner="acme",
+        name=name,
+        clone_url=f"https://github.com/acme/{name}.git",
+        html_url=f"https://github.com/acme/{name}",
+    )
 
 
 def _change(ref: str, description: str, owner: str = "team-a") -> EntityChanged:
@@ -25,8 +30,13 @@ def _change(ref: str, description: str, owner: str = "team-a") -> EntityChanged:
         entity={
             "apiVersion": "backstage.io/v1alpha1",
             "kind": kind.capitalize(),
-            "metadata": {"name": name, "namespace": namespace, "description": description,
-                         "uid": f"uid-{name}", "etag": description},
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "description": description,
+                "uid": f"uid-{name}",
+                "etag": description,
+            },
             "spec": {"type": "service", "lifecycle": "production", "owner": owner},
         },
         relations=[
@@ -57,7 +67,10 @@ def test_a_tombstone_deletes_and_guards_against_a_late_older_write(catalog_store
 
 def test_replaying_the_same_changes_changes_nothing(catalog_store) -> None:
     ref = f"component:default/{unique('svc')}"
-    changes = [VersionedChange(ref, 1, _change(ref, "one")), VersionedChange(ref, 2, _change(ref, "two"))]
+    changes = [
+        VersionedChange(ref, 1, _change(ref, "one")),
+        VersionedChange(ref, 2, _change(ref, "two")),
+    ]
     catalog_store.apply_entity_changes(changes)
     before = catalog_store.get_entity(ref)
     assert catalog_store.apply_entity_changes(changes) == 0
@@ -70,7 +83,9 @@ def test_relations_are_read_from_every_entity_that_produced_them(catalog_store) 
     catalog_store.apply_entity_changes([VersionedChange(ref, 1, _change(ref, "x", owner))])
     group_ref = f"group:default/{owner}"
     group = _change(group_ref, "group")
-    catalog_store.apply_entity_changes([VersionedChange(group_ref, 2, group.model_copy(update={"relations": []}))])
+    catalog_store.apply_entity_changes(
+        [VersionedChange(group_ref, 2, group.model_copy(update={"relations": []}))]
+    )
     stored = catalog_store.get_entity(group_ref)
     assert [(r.type, r.target_ref) for r in stored.relations] == [("ownerOf", ref)]
     catalog_store.apply_entity_changes([VersionedChange(ref, 3, None)])
@@ -89,14 +104,18 @@ def test_entities_are_found_by_uid_and_listed(catalog_store) -> None:
 def test_reconcile_claims_releases_and_reports_conflicts(catalog_store) -> None:
     first, second = _repo(unique("one")), _repo(unique("two"))
     shared = f"component:default/{unique('shared')}"
-    loc_a = DesiredLocation(location_id(first.html_url), "catalog-info.yaml", first.html_url,
-                            {shared: "e1"}, [])
+    loc_a = DesiredLocation(
+        location_id(first.html_url), "catalog-info.yaml", first.html_url, {shared: "e1"}, []
+    )
     emitted: list[OwnershipPlan] = []
     plan = catalog_store.reconcile_repository(first, "active", "c1", [loc_a], set(), emitted.append)
     assert list(plan.upserts) == [shared] and emitted == [plan]
-    loc_b = DesiredLocation(location_id(second.html_url), "catalog-info.yaml", second.html_url,
-                            {shared: "e2"}, [])
-    plan_b = catalog_store.reconcile_repository(second, "active", "c2", [loc_b], set(), emitted.append)
+    loc_b = DesiredLocation(
+        location_id(second.html_url), "catalog-info.yaml", second.html_url, {shared: "e2"}, []
+    )
+    plan_b = catalog_store.reconcile_repository(
+        second, "active", "c2", [loc_b], set(), emitted.append
+    )
     assert plan_b.upserts == {} and shared in str(plan_b.conflicts)
     [location] = [x for x in catalog_store.list_locations() if x.id == loc_b.id]
     assert location.errors and location.errors[0].entity_ref == shared
@@ -108,15 +127,15 @@ def test_reconcile_claims_releases_and_reports_conflicts(catalog_store) -> None:
 def test_a_failed_emit_saves_no_state(catalog_store) -> None:
     repo = _repo(unique("r"))
     ref = f"component:default/{unique('svc')}"
-    loc = DesiredLocation(location_id(repo.html_url), "catalog-info.yaml", repo.html_url, {ref: "e"}, [])
+    loc = DesiredLocation(
+        location_id(repo.html_url), "catalog-info.yaml", repo.html_url, {ref: "e"}, []
+    )
 
     def fail(_plan: OwnershipPlan) -> None:
         raise RuntimeError("log down")
 
-    try:
+    with pytest.raises(RuntimeError):
         catalog_store.reconcile_repository(repo, "active", "c", [loc], set(), fail)
-    except RuntimeError:
-        pass
     assert catalog_store.get_repository(repo.key) is None
     plan = catalog_store.reconcile_repository(repo, "active", "c", [loc], set(), lambda p: None)
     assert list(plan.upserts) == [ref]

@@ -6,7 +6,6 @@ import threading
 import time
 
 from services.bus.port import OutgoingRecord
-
 from tests.integration.conftest import unique
 
 

@@ -8,9 +8,17 @@ from services.index.document import build_search_document
 from services.index.port import IndexWrite, InvalidQuery, SearchQuery
 
 
-def _doc(name: str, *, kind: str = "Component", owner: str = "team-a", type_: str = "service",
-         tags: list[str] | None = None, description: str = "", system: str | None = None,
-         title: str | None = None):
+def _doc(
+    name: str,
+    *,
+    kind: str = "Component",
+    owner: str = "team-a",
+    type_: str = "service",
+    tags: list[str] | None = None,
+    description: str = "",
+    system: str | None = None,
+    title: str | None = None,
+):
     metadata = {"name": name, "tags": tags or [], "description": description}
     if title:
         metadata["title"] = title
@@ -26,10 +34,13 @@ def _write(index, version: int, *docs) -> None:
 
 
 def test_an_exact_name_match_comes_first(search_index) -> None:
-    _write(search_index, 1,
-           _doc("payments", description="payments payments payments"),
-           _doc("payments-api", description="the payments API for payments"),
-           _doc("ledger", description="records payments"))
+    _write(
+        search_index,
+        1,
+        _doc("payments", description="payments payments payments"),
+        _doc("payments-api", description="the payments API for payments"),
+        _doc("ledger", description="records payments"),
+    )
     page = search_index.search(SearchQuery(text="payments"))
     assert page.items[0].name == "payments"
     assert page.total == 3
@@ -37,22 +48,35 @@ def test_an_exact_name_match_comes_first(search_index) -> None:
 
 def test_kebab_and_camel_case_names_are_found_by_their_words(search_index) -> None:
     _write(search_index, 1, _doc("payment-gateway"), _doc("orderService"), _doc("user_profile"))
-    assert [i.name for i in search_index.search(SearchQuery(text="gateway")).items] == ["payment-gateway"]
-    assert [i.name for i in search_index.search(SearchQuery(text="order service")).items] == ["orderService"]
-    assert [i.name for i in search_index.search(SearchQuery(text="profile")).items] == ["user_profile"]
+    assert [i.name for i in search_index.search(SearchQuery(text="gateway")).items] == [
+        "payment-gateway"
+    ]
+    assert [i.name for i in search_index.search(SearchQuery(text="order service")).items] == [
+        "orderService"
+    ]
+    assert [i.name for i in search_index.search(SearchQuery(text="profile")).items] == [
+        "user_profile"
+    ]
 
 
 def test_filters_or_within_a_field_and_and_across_fields(search_index) -> None:
-    _write(search_index, 1,
-           _doc("a", owner="team-a", type_="service"),
-           _doc("b", owner="team-b", type_="service"),
-           _doc("c", owner="team-b", type_="website"),
-           _doc("d", owner="team-c", type_="service"))
-    page = search_index.search(SearchQuery(filters={"owner": ["team-a", "group:default/team-b"], "type": ["service"]}))
+    _write(
+        search_index,
+        1,
+        _doc("a", owner="team-a", type_="service"),
+        _doc("b", owner="team-b", type_="service"),
+        _doc("c", owner="team-b", type_="website"),
+        _doc("d", owner="team-c", type_="service"),
+    )
+    page = search_index.search(
+        SearchQuery(filters={"owner": ["team-a", "group:default/team-b"], "type": ["service"]})
+    )
     assert sorted(i.name for i in page.items) == ["a", "b"]
     assert page.total == 2
     assert {f.value: f.count for f in page.facets["owner"]} == {
-        "group:default/team-a": 1, "group:default/team-b": 1}
+        "group:default/team-a": 1,
+        "group:default/team-b": 1,
+    }
 
 
 def test_an_empty_query_matches_everything_with_an_exact_total_and_cursor(search_index) -> None:

@@ -7,8 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 _IDENTITY = [
-    "-c", "user.name=Cairn Tests", "-c", "user.email=tests@cairn.invalid",
-    "-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main",
+    "-c",
+    "user.name=Cairn Tests",
+    "-c",
+    "user.email=tests@cairn.invalid",
+    "-c",
+    "commit.gpgsign=false",
+    "-c",
+    "init.defaultBranch=main",
 ]
 
 
@@ -48,7 +54,9 @@ class GitRepo:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text)
 
-    def commit_and_push(self, files: dict[str, str | None], message: str = "change") -> tuple[str, str]:
+    def commit_and_push(
+        self, files: dict[str, str | None], message: str = "change"
+    ) -> tuple[str, str]:
         """Write (or delete, with None) files, commit, push; return (before, after) shas."""
         before = self.head() or "0" * 40
         self.write(files)

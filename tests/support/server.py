@@ -68,8 +68,17 @@ class CairnProcess:
         env.update(self.extra_env)
         log = (self.data_dir.parent / f"cairn-{self.port}.log").open("ab")
         self.process = subprocess.Popen(
-            [str(CAIRN), "--log-level", "INFO", self.command, "--port", str(self.port),
-             "--data-dir", str(self.data_dir), *self.extra_args],
+            [
+                str(CAIRN),
+                "--log-level",
+                "INFO",
+                self.command,
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir),
+                *self.extra_args,
+            ],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -116,8 +125,9 @@ class CairnProcess:
             event, delivery or str(uuid.uuid4()), body, (secret or self.secret).encode()
         )
         sent.update(headers or {})
-        return httpx.post(f"{self.base_url}/webhooks/github", content=body, headers=sent,
-                          timeout=30)
+        return httpx.post(
+            f"{self.base_url}/webhooks/github", content=body, headers=sent, timeout=30
+        )
 
     def push(self, repo: GitHubRepoInfo, before: str, after: str, **kwargs: Any) -> httpx.Response:
         payload = push_payload(repo, f"refs/heads/{repo.default_branch}", before, after, [])

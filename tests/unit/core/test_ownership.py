@@ -50,7 +50,9 @@ def test_an_entity_owned_by_another_repository_is_a_conflict_not_an_overwrite() 
 
 def test_an_entity_moving_between_files_of_one_repository_moves_its_owner() -> None:
     current = {"component:default/a": Owner("component:default/a", "L1", "e1")}
-    plan = plan_ownership({"L1", "L2"}, [_loc("L1"), _loc("L2", **{"component:default/a": "e1"})], current)
+    plan = plan_ownership(
+        {"L1", "L2"}, [_loc("L1"), _loc("L2", **{"component:default/a": "e1"})], current
+    )
     assert plan.upserts == {"component:default/a": "L2"}
     assert plan.tombstones == []
 

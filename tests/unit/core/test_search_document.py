@@ -15,8 +15,11 @@ def test_names_split_into_words_whatever_their_case_style() -> None:
 def test_refs_in_spec_are_completed_with_backstage_defaults() -> None:
     doc = build_search_document(
         "component:payments/api",
-        {"kind": "Component", "metadata": {"name": "api", "namespace": "payments"},
-         "spec": {"owner": "team-a", "system": "system:other/ledger", "type": "Service"}},
+        {
+            "kind": "Component",
+            "metadata": {"name": "api", "namespace": "payments"},
+            "spec": {"owner": "team-a", "system": "system:other/ledger", "type": "Service"},
+        },
         0.0,
     )
     assert doc.owner == "group:payments/team-a"
@@ -27,8 +30,14 @@ def test_refs_in_spec_are_completed_with_backstage_defaults() -> None:
 def test_api_definitions_are_searchable_text() -> None:
     doc = build_search_document(
         "api:default/orders",
-        {"kind": "API", "metadata": {"name": "orders"},
-         "spec": {"type": "openapi", "definition": "paths:\n  /orders/{id}:\n    get:\n      operationId: getOrderById"}},
+        {
+            "kind": "API",
+            "metadata": {"name": "orders"},
+            "spec": {
+                "type": "openapi",
+                "definition": "paths:\n  /orders/{id}:\n    get:\n      operationId: getOrderById",
+            },
+        },
         0.0,
     )
     assert "getOrderById" in doc.spec_text

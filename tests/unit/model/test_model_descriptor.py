@@ -456,8 +456,9 @@ def test_dollar_keys_that_are_not_placeholders_are_left_alone(make_source: MakeS
         (
             {"$yaml": "./broken.yaml"},
             {"broken.yaml": "a: [1\n"},
+            # the parser's own wording follows (it differs between libyaml and pure Python)
             "Placeholder $yaml in spec.definition could not read broken.yaml as YAML: "
-            "YAML error at line 2, column 1: expected ',' or ']', but got '<stream end>'.",
+            "YAML error at line 2, column 1: ",
         ),
     ],
 )
@@ -467,7 +468,8 @@ def test_placeholder_failures_drop_the_entity_with_a_clear_error(
     reading = read(make_source, {"catalog-info.yaml": api("pets", placeholder), **files})
     assert reading.entities == []
     (error,) = reading.errors
-    assert error.message == message
+    assert error.message.startswith(message)
+    assert error.message.endswith(".")
     assert (error.entity_ref, error.path) == ("api:default/pets", "catalog-info.yaml")
 
 
