@@ -29,7 +29,8 @@ from services.model.events import (
     ResyncRequested,
 )
 from services.model.relations import derive_relations
-from services.model.topics import ENTITY_CHANGES
+from services.model.resync import repository_from_key, resync_event
+from services.model.topics import ENTITY_CHANGES, GIT_EVENTS
 from services.store.port import CatalogStore
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,32 @@ class DescriptorProcessor:
         plan = self._store.reconcile_repository(
             repository, status, commit, [], set(), self._emitter({}, None)
         )
+        self._heal_conflicts(repository, plan)
         return Outcome(action=action, tombstones=len(plan.tombstones))
+
+    def _heal_conflicts(self, repository: Repository, plan: OwnershipPlan) -> None:
+        """A released ref may be what another repository was refused: let it look again."""
+        if not plan.tombstones:
+            return
+        waiting = self._store.repositories_in_conflict_over(plan.tombstones)
+        records = [
+            OutgoingRecord(
+                GIT_EVENTS.name,
+                state.key,
+                resync_event(
+                    repository_from_key(
+                        state.key, state.clone_url, state.html_url, state.default_branch
+                    ),
+                    f"entities released by {repository.key}",
+                )
+                .model_dump_json()
+                .encode(),
+            )
+            for state in waiting
+            if state.key != repository.key
+        ]
+        if records:
+            self._publish(records)
 
     def _read(self, repository: Repository, *, force: bool, previous_key: str | None) -> Outcome:
         timings: dict[str, float] = {}
@@ -140,6 +166,7 @@ class DescriptorProcessor:
             previous_key=previous_key,
         )
         timings["reconcile"] = time.perf_counter() - mark
+        self._heal_conflicts(repository, plan)
         return Outcome(
             action="read",
             commit=commit,

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 
 from processors.descriptor import DescriptorProcessor
 from processors.projections import project_to_index, project_to_store
-from services.bus.port import EventLog, LogRecord
+from services.bus.port import EventLog, LogRecord, OutgoingRecord
 from services.index.port import SearchIndex
 from services.model.events import DeadLettered, GitEventReceived
+from services.model.resync import repository_from_key, resync_event
 from services.model.topics import DEAD_LETTERS, ENTITY_CHANGES, GIT_EVENTS
 from services.store.port import CatalogStore
 
@@ -116,6 +117,48 @@ class ConsumerLoop(threading.Thread):
             dead_letter(self._log, self._spec.name, record, exc)
 
 
+def request_resync(
+    event_log: EventLog, store: CatalogStore, reason: str, only: str | None = None
+) -> int:
+    """Publish a resync request for every active repository (or the one named)."""
+    records = [
+        OutgoingRecord(
+            GIT_EVENTS.name,
+            state.key,
+            resync_event(
+                repository_from_key(
+                    state.key, state.clone_url, state.html_url, state.default_branch
+                ),
+                reason,
+            )
+            .model_dump_json()
+            .encode(),
+        )
+        for state in store.list_repositories()
+        if state.status == "active" and (only is None or state.key == only.lower())
+    ]
+    event_log.publish_batch(records)
+    return len(records)
+
+
+class PeriodicResync(threading.Thread):
+    def __init__(self, event_log: EventLog, store: CatalogStore, interval: float) -> None:
+        super().__init__(name="cairn-resync", daemon=True)
+        self._log, self._store, self._interval = event_log, store, interval
+        self._stopping = threading.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def run(self) -> None:
+        while not self._stopping.wait(self._interval):
+            try:
+                count = request_resync(self._log, self._store, "periodic resync")
+                log.info("periodic resync requested for %d repositories", count)
+            except Exception:
+                log.exception("periodic resync failed; trying again next interval")
+
+
 class EmbeddedRunner:
     """Runs the descriptor processor and both projections as threads."""
 
@@ -125,6 +168,7 @@ class EmbeddedRunner:
         store: CatalogStore,
         index: SearchIndex,
         descriptor: DescriptorProcessor,
+        resync_interval: float = 0.0,
     ) -> None:
         def handle_git(records: Sequence[LogRecord]) -> None:
             for record in records:
@@ -154,12 +198,19 @@ class EmbeddedRunner:
             ),
         ]
         self.loops = [ConsumerLoop(event_log, spec) for spec in specs]
+        self._resync = (
+            PeriodicResync(event_log, store, resync_interval) if resync_interval > 0 else None
+        )
 
     def start(self) -> None:
         for loop in self.loops:
             loop.start()
+        if self._resync is not None:
+            self._resync.start()
 
     def stop(self, timeout: float = 10.0) -> None:
+        if self._resync is not None:
+            self._resync.stop()
         for loop in self.loops:
             loop.stop()
         for loop in self.loops:

@@ -71,6 +71,7 @@ def serve(settings: Settings, roles: set[str], *, demo: bool, log_level: str) ->
             adapters.store,
             adapters.index,
             build_descriptor_processor(settings, adapters),
+            resync_interval=settings.git.resync_interval_seconds,
         )
 
     def ready() -> bool:
@@ -134,6 +135,24 @@ def cmd_role(role: str) -> Callable[[argparse.Namespace], int]:
     return run
 
 
+def cmd_resync(args: argparse.Namespace) -> int:
+    from processors.embedded import request_resync
+    from services.wiring import build_log, build_store
+
+    settings = _settings(args)
+    event_log, store = build_log(settings), build_store(settings)
+    try:
+        count = request_resync(event_log, store, "requested from the command line", args.repository)
+    finally:
+        event_log.close()
+        store.close()
+    if args.repository and count == 0:
+        print(f"cairn: no active repository {args.repository!r} is known.", file=sys.stderr)
+        return 1
+    print(f"cairn: resync requested for {count} repositories")
+    return 0
+
+
 def _add_server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to listen on (default 8000)")
@@ -159,6 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(role, help=text)
         _add_server_options(sub)
         sub.set_defaults(func=cmd_role(role))
+    resync = commands.add_parser("resync", help="re-read repositories now (all, or one)")
+    resync.add_argument("--data-dir", type=Path, help="where state is kept (default ./.cairn)")
+    resync.add_argument("--repository", help="one repository key, e.g. github.com/acme/payments")
+    resync.set_defaults(func=cmd_resync)
     return parser
 
 

@@ -44,6 +44,29 @@ class WebhookSettings(BaseSettings):
         raw = self.github_webhook_secret.get_secret_value()
         return [part.strip().encode() for part in raw.split(",") if part.strip()]
 
+    # Other Git hosts: each value is comma-separated so a secret or token can be rotated.
+    gitlab_webhook_token: SecretStr | None = None
+    gitea_webhook_secret: SecretStr | None = None
+    bitbucket_webhook_secret: SecretStr | None = None
+
+    def gitlab_tokens(self) -> list[bytes]:
+        """Every configured GitLab secret token (compared with `X-Gitlab-Token`)."""
+        return _split_secrets(self.gitlab_webhook_token)
+
+    def gitea_secrets(self) -> list[bytes]:
+        """Every configured Gitea/Forgejo webhook secret (HMAC key of the signature)."""
+        return _split_secrets(self.gitea_webhook_secret)
+
+    def bitbucket_secrets(self) -> list[bytes]:
+        """Every configured Bitbucket Cloud webhook secret (HMAC key of `X-Hub-Signature`)."""
+        return _split_secrets(self.bitbucket_webhook_secret)
+
+
+def _split_secrets(value: SecretStr | None) -> list[bytes]:
+    if value is None:
+        return []
+    return [part.strip().encode() for part in value.get_secret_value().split(",") if part.strip()]
+
 
 class GitSettings(BaseSettings):
     model_config = _config()
@@ -52,6 +75,8 @@ class GitSettings(BaseSettings):
         default_factory=lambda: ["catalog-info.yaml", "catalog-info.yml"]
     )
     git_timeout_seconds: float = Field(default=120.0, gt=0)
+    # Every repository is re-read this often, healing whatever a lost webhook missed; 0 = off.
+    resync_interval_seconds: float = Field(default=3600.0, ge=0)
     max_descriptor_bytes: int = Field(default=1_000_000, ge=1)
 
     @field_validator("catalog_files", mode="before")

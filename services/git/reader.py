@@ -79,12 +79,32 @@ class GitReader:
         refspec = f"+refs/heads/{branch}:refs/heads/{branch}"
         try:
             self._run(
-                ["fetch", "--quiet", "--no-tags", "--depth=1", clone_url, refspec], cwd=mirror
+                [
+                    "-c",
+                    "gc.auto=0",
+                    "-c",
+                    "maintenance.auto=false",
+                    "fetch",
+                    "--quiet",
+                    "--no-tags",
+                    "--no-write-fetch-head",
+                    "--depth=1",
+                    clone_url,
+                    refspec,
+                ],
+                cwd=mirror,
             )
         except GitError as exc:
             if "couldn't find remote ref" in str(exc) or "could not find remote ref" in str(exc):
                 raise BranchNotFound(f"Branch {branch!r} does not exist in {clone_url}.") from exc
             raise
+        return self._branch_head(mirror, branch)
+
+    def _branch_head(self, mirror: Path, branch: str) -> str:
+        # Reading the loose ref a fetch just wrote saves a process; packed refs fall back.
+        loose = mirror / "refs" / "heads" / branch
+        if loose.is_file():
+            return loose.read_text().strip()
         return self._run(["rev-parse", f"refs/heads/{branch}"], cwd=mirror).strip()
 
     def list_tree(self, repository_key: str, commit: str) -> list[TreeEntry]:

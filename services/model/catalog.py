@@ -115,6 +115,7 @@ def plan_ownership(
                         ),
                         location=location.target,
                         entity_ref=ref,
+                        code="conflict",
                     )
                 )
                 continue
@@ -128,6 +129,7 @@ def plan_ownership(
                         ),
                         location=location.target,
                         entity_ref=ref,
+                        code="conflict",
                     )
                 )
                 continue

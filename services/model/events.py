@@ -105,6 +105,7 @@ class ErrorRecord(Contract):
     location: str
     entity_ref: str | None = None
     path: str | None = None
+    code: str | None = None  # "conflict" when another location owns the entity
 
 
 class EntityChanged(Contract):

@@ -59,6 +59,12 @@ class CatalogStore(Protocol):
 
     def get_repository(self, key: str) -> RepositoryState | None: ...
 
+    def list_repositories(self) -> list[RepositoryState]: ...
+
+    def repositories_in_conflict_over(self, refs: list[str]) -> list[RepositoryState]:
+        """Repositories with a location that recorded a conflict on one of these refs."""
+        ...
+
     def reconcile_repository(
         self,
         repository: Repository,

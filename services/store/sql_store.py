@@ -264,17 +264,27 @@ class SqlCatalogStore:
     def get_repository(self, key: str) -> RepositoryState | None:
         with self._read() as session:
             row = session.get(RepositoryRow, key)
-            if row is None:
-                return None
-            return RepositoryState(
-                key=row.key,
-                clone_url=row.clone_url,
-                html_url=row.html_url,
-                default_branch=row.default_branch,
-                status=row.status,
-                commit=row.commit,
-                processed_at=row.processed_at,
-            )
+            return _to_repository(row) if row is not None else None
+
+    def list_repositories(self) -> list[RepositoryState]:
+        with self._read() as session:
+            rows = session.scalars(select(RepositoryRow).order_by(RepositoryRow.key)).all()
+            return [_to_repository(row) for row in rows]
+
+    def repositories_in_conflict_over(self, refs: list[str]) -> list[RepositoryState]:
+        wanted = {ref_key(ref) for ref in refs}
+        if not wanted:
+            return []
+        keys: set[str] = set()
+        with self._read() as session:
+            # Only locations that recorded errors can hold a conflict; they are few.
+            for location in session.scalars(select(LocationRow)):
+                for error in location.errors or []:
+                    ref = error.get("entity_ref")
+                    if ref and ref_key(ref) in wanted and error.get("code") == "conflict":
+                        keys.add(location.repository_key)
+            rows = session.scalars(select(RepositoryRow).where(RepositoryRow.key.in_(keys)))
+            return [_to_repository(row) for row in rows]
 
     # --- descriptor-processor state -------------------------------------------------
 
@@ -353,6 +363,18 @@ class SqlCatalogStore:
                 )
             emit(plan)
         return plan
+
+
+def _to_repository(row: RepositoryRow) -> RepositoryState:
+    return RepositoryState(
+        key=row.key,
+        clone_url=row.clone_url,
+        html_url=row.html_url,
+        default_branch=row.default_branch,
+        status=row.status,
+        commit=row.commit,
+        processed_at=row.processed_at,
+    )
 
 
 def _to_entity(row: EntityRow, relations: list[RelationRecord]) -> StoredEntity:

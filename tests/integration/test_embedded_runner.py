@@ -1,0 +1,63 @@
+"""The embedded runner over the real SQLite log, store, FTS5 index and git."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from processors.descriptor import DescriptorProcessor
+from processors.embedded import EmbeddedRunner
+from services.bus.sqlite_log import SqliteEventLog
+from services.git.reader import GitReader
+from services.index.fts5 import Fts5SearchIndex
+from services.index.port import SearchQuery
+from services.model.events import DeadLettered, GitEventReceived, PushReceived, Repository
+from services.model.topics import DEAD_LETTERS, GIT_EVENTS
+from services.store.sql_store import SqlCatalogStore
+from tests.e2e.catalog_files import component
+from tests.support.gitrepo import GitRepo
+from tests.support.server import wait_until
+
+
+def test_a_poison_message_is_dead_lettered_and_processing_goes_on(tmp_path: Path) -> None:
+    log = SqliteEventLog(tmp_path / "log.db")
+    store = SqlCatalogStore(f"sqlite:///{tmp_path / 'catalog.db'}")
+    store.create_schema()
+    index = Fts5SearchIndex(tmp_path / "index.db")
+    index.ensure_ready()
+    descriptor = DescriptorProcessor(
+        GitReader(tmp_path / "mirrors"), store, log.publish_batch, ["catalog-info.yaml"]
+    )
+    runner = EmbeddedRunner(log, store, index, descriptor)
+    runner.start()
+    try:
+        log.publish(GIT_EVENTS.name, "github.com/acme/bad", b"{this is not an envelope")
+        repo = GitRepo.create(tmp_path, "acme", "good")
+        _before, after = repo.commit_and_push({"catalog-info.yaml": component("good-svc")})
+        event = GitEventReceived(
+            source="github",
+            delivery_id="d-1",
+            event_type="push",
+            repository=Repository(
+                host="github.com",
+                owner="acme",
+                name="good",
+                clone_url=repo.remote.as_uri(),
+                html_url=repo.remote.as_uri(),
+            ),
+            change=PushReceived(ref="refs/heads/main", after=after),
+        )
+        log.publish(GIT_EVENTS.name, "github.com/acme/good", event.model_dump_json().encode())
+        wait_until(
+            lambda: index.search(SearchQuery(text="good-svc")).total == 1,
+            what="the good event processed after the poison one",
+        )
+        letters = log.consumer("test-dead-letters", [DEAD_LETTERS.name]).poll(10, timeout=5)
+        [letter] = [DeadLettered.model_validate_json(r.value) for r in letters]
+        assert letter.source_topic == GIT_EVENTS.name and letter.processor == "descriptor"
+        assert letter.key == "github.com/acme/bad" and "ValidationError" in letter.error
+        assert store.get_entity("component:default/good-svc") is not None
+    finally:
+        runner.stop()
+        log.close()
+        store.close()
+        index.close()
