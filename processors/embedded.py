@@ -13,6 +13,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from processors.descriptor import DescriptorProcessor
@@ -169,8 +170,13 @@ class EmbeddedRunner:
         index: SearchIndex,
         descriptor: DescriptorProcessor,
         resync_interval: float = 0.0,
+        descriptor_workers: int = 4,
     ) -> None:
-        def handle_git(records: Sequence[LogRecord]) -> None:
+        # Repositories are read in parallel (git is mostly waiting on processes and disk);
+        # records of one repository stay in order on one thread.
+        self._pool = ThreadPoolExecutor(descriptor_workers, thread_name_prefix="cairn-git")
+
+        def handle_repository(records: Sequence[LogRecord]) -> None:
             for record in records:
                 if record.value is None:
                     continue
@@ -179,6 +185,18 @@ class EmbeddedRunner:
                 log.info(
                     "git event @%d for %s: %s %s", record.offset, record.key, outcome.action, stages
                 )
+
+        def handle_git(records: Sequence[LogRecord]) -> None:
+            by_repository: dict[str, list[LogRecord]] = {}
+            for record in records:
+                by_repository.setdefault(record.key, []).append(record)
+            futures = [
+                self._pool.submit(handle_repository, group) for group in by_repository.values()
+            ]
+            failures = [f.exception() for f in futures]
+            for failure in failures:
+                if failure is not None:
+                    raise failure
 
         specs = [
             LoopSpec("descriptor", "cairn-descriptor", (GIT_EVENTS.name,), handle_git, 16),
@@ -215,6 +233,7 @@ class EmbeddedRunner:
             loop.stop()
         for loop in self.loops:
             loop.join(timeout)
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
     def alive(self) -> bool:
         return all(loop.is_alive() for loop in self.loops)

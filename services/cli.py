@@ -72,6 +72,7 @@ def serve(settings: Settings, roles: set[str], *, demo: bool, log_level: str) ->
             adapters.index,
             build_descriptor_processor(settings, adapters),
             resync_interval=settings.git.resync_interval_seconds,
+            descriptor_workers=settings.git.descriptor_workers,
         )
 
     def ready() -> bool:

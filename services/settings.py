@@ -77,6 +77,8 @@ class GitSettings(BaseSettings):
     git_timeout_seconds: float = Field(default=120.0, gt=0)
     # Every repository is re-read this often, healing whatever a lost webhook missed; 0 = off.
     resync_interval_seconds: float = Field(default=3600.0, ge=0)
+    # Repositories read at once by the embedded descriptor processor.
+    descriptor_workers: int = Field(default=4, ge=1, le=64)
     max_descriptor_bytes: int = Field(default=1_000_000, ge=1)
 
     @field_validator("catalog_files", mode="before")

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, delete, event, func, or_, select
+from sqlalchemy import Engine, create_engine, delete, event, func, insert, inspect, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -20,6 +20,16 @@ from services.model.catalog import (
     ref_key,
 )
 from services.model.events import ErrorRecord, RelationRecord, Repository
+from services.store.catalog_queries import SqlEntityQueries
+from services.store.catalog_query import (
+    EntityFilter,
+    EntityList,
+    EntityListRequest,
+    EntityPage,
+    EntityPageRequest,
+    FacetCount,
+)
+from services.store.entity_search import build_search_entries
 from services.store.port import RepositoryState, VersionedChange
 from services.store.tables import (
     Base,
@@ -28,6 +38,7 @@ from services.store.tables import (
     OwnerRow,
     RelationRow,
     RepositoryRow,
+    SearchRow,
 )
 
 
@@ -68,9 +79,33 @@ class SqlCatalogStore:
         )
         self._write = sessionmaker(self._write_engine, expire_on_commit=False)
         self._read = sessionmaker(self._read_engine, expire_on_commit=False)
+        self._queries = SqlEntityQueries(self._read, self._load_entities)
 
     def create_schema(self) -> None:
+        had_search = inspect(self._write_engine).has_table(SearchRow.__tablename__)
         Base.metadata.create_all(self._write_engine)
+        if not had_search:
+            self._rebuild_search()
+
+    def _rebuild_search(self) -> None:
+        """Fill the search table of a store created before it existed (once, at start)."""
+        last = ""
+        while True:
+            with self._write.begin() as session:
+                rows = session.scalars(
+                    select(EntityRow)
+                    .where(EntityRow.ref_key > last, EntityRow.deleted.is_(False))
+                    .order_by(EntityRow.ref_key)
+                    .limit(1000)
+                ).all()
+                if not rows:
+                    return
+                keys = [row.ref_key for row in rows]
+                session.execute(delete(SearchRow).where(SearchRow.ref_key.in_(keys)))
+                entries = [v for row in rows for v in _search_rows(row.ref_key, row.body)]
+                if entries:
+                    session.execute(insert(SearchRow), entries)
+                last = rows[-1].ref_key
 
     def close(self) -> None:
         self._write_engine.dispose()
@@ -89,7 +124,6 @@ class SqlCatalogStore:
                 newest[key] = change
         if not newest:
             return 0
-        applied = 0
         with self._write.begin() as session:
             held = dict(
                 session.execute(
@@ -98,71 +132,35 @@ class SqlCatalogStore:
                     )
                 ).all()
             )
-            for key, change in newest.items():
-                if key in held and held[key] >= change.version:
-                    continue
-                self._apply_one(session, key, change)
-                applied += 1
-        return applied
-
-    def _apply_one(self, session: Session, key: str, change: VersionedChange) -> None:
-        session.execute(delete(RelationRow).where(RelationRow.origin_key == key))
-        value = change.change
-        if value is None:
-            session.merge(
-                EntityRow(
-                    ref_key=key,
-                    ref=change.ref,
-                    kind="",
-                    namespace="",
-                    name="",
-                    uid="",
-                    etag="",
-                    body={},
-                    errors=[],
-                    location_id="",
-                    location_target="",
-                    version=change.version,
-                    deleted=True,
-                    updated_at=_now(),
-                )
+            chosen = {
+                key: change
+                for key, change in newest.items()
+                if key not in held or held[key] < change.version
+            }
+            if not chosen:
+                return 0
+            keys = list(chosen)
+            session.execute(delete(RelationRow).where(RelationRow.origin_key.in_(keys)))
+            session.execute(delete(SearchRow).where(SearchRow.ref_key.in_(keys)))
+            upsert = self._insert(EntityRow)
+            upsert = upsert.on_conflict_do_update(
+                index_elements=[EntityRow.ref_key],
+                set_={
+                    column.name: upsert.excluded[column.name]
+                    for column in EntityRow.__table__.columns
+                    if column.name != "ref_key"
+                },
+                # Guards concurrent writers too: only a newer version replaces a row.
+                where=EntityRow.version < upsert.excluded.version,
             )
-            return
-        metadata = value.entity.get("metadata", {})
-        session.merge(
-            EntityRow(
-                ref_key=key,
-                ref=value.ref,
-                kind=str(value.entity.get("kind", "")),
-                namespace=str(metadata.get("namespace", "default")),
-                name=str(metadata.get("name", "")),
-                uid=str(metadata.get("uid", "")),
-                etag=str(metadata.get("etag", "")),
-                body=value.entity,
-                errors=[e.model_dump(mode="json") for e in value.errors],
-                location_id=value.location_id,
-                location_target=value.location_target,
-                version=change.version,
-                deleted=False,
-                updated_at=value.changed_at,
-            )
-        )
-        edges = {(ref_key(r.source_ref), r.type, ref_key(r.target_ref)): r for r in value.relations}
-        if edges:
-            session.execute(
-                self._insert(RelationRow).on_conflict_do_nothing(),
-                [
-                    {
-                        "origin_key": key,
-                        "source_key": source_key,
-                        "type": relation_type,
-                        "target_key": target_key,
-                        "source_ref": record.source_ref,
-                        "target_ref": record.target_ref,
-                    }
-                    for (source_key, relation_type, target_key), record in edges.items()
-                ],
-            )
+            session.execute(upsert, [_entity_values(key, c) for key, c in chosen.items()])
+            relations = [row for key, c in chosen.items() for row in _relation_values(key, c)]
+            if relations:
+                session.execute(self._insert(RelationRow).on_conflict_do_nothing(), relations)
+            search = [row for key, c in chosen.items() for row in _search_values(key, c)]
+            if search:
+                session.execute(insert(SearchRow), search)
+        return len(chosen)
 
     # --- reads ----------------------------------------------------------------------
 
@@ -201,6 +199,31 @@ class SqlCatalogStore:
             key: sorted(edges.values(), key=lambda r: (r.type, r.target_ref))
             for key, edges in found.items()
         }
+
+    def _load_entities(self, session: Session, rows: Sequence[EntityRow]) -> list[StoredEntity]:
+        relations = self._relations(session, [row.ref_key for row in rows])
+        return [_to_entity(row, relations.get(row.ref_key, [])) for row in rows]
+
+    # --- the catalog API's queries (services/store/catalog_queries.py) ---------------
+
+    def list_entities(self, request: EntityListRequest) -> EntityList:
+        return self._queries.list_entities(request)
+
+    def stream_entities(self, request: EntityListRequest) -> Iterator[StoredEntity]:
+        return self._queries.stream_entities(request)
+
+    def query_entities(self, request: EntityPageRequest) -> EntityPage:
+        return self._queries.query_entities(request)
+
+    def get_entities(
+        self, refs: Sequence[str], entity_filter: EntityFilter | None = None
+    ) -> dict[str, StoredEntity]:
+        return self._queries.entities_by_keys([ref_key(ref) for ref in refs], entity_filter)
+
+    def entity_facets(
+        self, facets: Sequence[str], entity_filter: EntityFilter | None = None
+    ) -> dict[str, list[FacetCount]]:
+        return self._queries.facets(facets, entity_filter)
 
     def iter_entities(self, batch_size: int = 1000) -> Iterator[StoredEntity]:
         last = ""
@@ -363,6 +386,79 @@ class SqlCatalogStore:
                 )
             emit(plan)
         return plan
+
+
+def _entity_values(key: str, change: VersionedChange) -> dict[str, Any]:
+    value = change.change
+    if value is None:  # the tombstone row keeps the version that deleted the entity
+        return {
+            "ref_key": key,
+            "ref": change.ref,
+            "kind": "",
+            "namespace": "",
+            "name": "",
+            "uid": "",
+            "etag": "",
+            "body": {},
+            "errors": [],
+            "location_id": "",
+            "location_target": "",
+            "version": change.version,
+            "deleted": True,
+            "updated_at": _now(),
+        }
+    metadata = value.entity.get("metadata", {})
+    return {
+        "ref_key": key,
+        "ref": value.ref,
+        "kind": str(value.entity.get("kind", "")),
+        "namespace": str(metadata.get("namespace", "default")),
+        "name": str(metadata.get("name", "")),
+        "uid": str(metadata.get("uid", "")),
+        "etag": str(metadata.get("etag", "")),
+        "body": value.entity,
+        "errors": [e.model_dump(mode="json") for e in value.errors],
+        "location_id": value.location_id,
+        "location_target": value.location_target,
+        "version": change.version,
+        "deleted": False,
+        "updated_at": value.changed_at,
+    }
+
+
+def _relation_values(key: str, change: VersionedChange) -> list[dict[str, Any]]:
+    if change.change is None:
+        return []
+    edges = {
+        (ref_key(r.source_ref), r.type, ref_key(r.target_ref)): r for r in change.change.relations
+    }
+    return [
+        {
+            "origin_key": key,
+            "source_key": source_key,
+            "type": relation_type,
+            "target_key": target_key,
+            "source_ref": record.source_ref,
+            "target_ref": record.target_ref,
+        }
+        for (source_key, relation_type, target_key), record in edges.items()
+    ]
+
+
+def _search_values(key: str, change: VersionedChange) -> list[dict[str, Any]]:
+    return _search_rows(key, change.change.entity) if change.change is not None else []
+
+
+def _search_rows(key: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "ref_key": key,
+            "key": entry.key,
+            "value": entry.value,
+            "original_value": entry.original_value,
+        }
+        for entry in build_search_entries(body)
+    ]
 
 
 def _to_repository(row: RepositoryRow) -> RepositoryState:

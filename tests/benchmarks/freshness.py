@@ -87,12 +87,18 @@ def measure_throughput(cairn: CairnProcess, ws: Workspace, entities: int, pushes
     with ThreadPoolExecutor(max_workers=8) as senders:
         for response in senders.map(lambda item: cairn.push(item[0], *item[1]), prepared):
             assert response.status_code == 202, response.text
+    accepted = time.perf_counter() - started
     wait_until(
         lambda: cairn.search(q=token)["total"] >= pushes * entities,
         timeout=600,
         what="every burst push visible",
     )
-    return pushes / (time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    progress(
+        f"  throughput: {pushes} webhooks accepted in {accepted:.2f} s, "
+        f"all visible after {elapsed:.2f} s"
+    )
+    return pushes / elapsed
 
 
 def stage_timings(log_text: str) -> dict[str, float]:
