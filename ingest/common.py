@@ -1,6 +1,6 @@
 """What every webhook source shares: bounded reading, parsing, durable publish, the answers.
 
-A source (GitHub today; GitLab, Gitea, Bitbucket next) is a `WebhookSource`: it
+A source (GitHub, GitLab, Gitea/Forgejo, Bitbucket Cloud) is a `WebhookSource`: it
 authenticates the raw body, names the delivery from its headers and normalises the payload
 into a `GitEventReceived` or an `Ignored`. `receive_git_delivery` runs the same pipeline for
 every source, so adding one is a module implementing the protocol plus one route:
@@ -26,8 +26,9 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
-from urllib.parse import parse_qs
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+from urllib.parse import parse_qs, urlsplit
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -82,6 +83,100 @@ class WebhookSource(Protocol):
 
     def normalise(
         self, event_type: str, delivery_id: str, payload: dict[str, Any]
+    ) -> GitEventReceived | Ignored: ...
+
+
+class PayloadFields:
+    """Typed access to a delivery's JSON, naming the host and the field's path in errors.
+
+    Every accessor raises `MalformedPayload` ("The GitLab payload field 'project.web_url'
+    is missing.") so a sender's 400 says exactly what was wrong.
+    """
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+
+    def malformed(self, path: str, problem: str) -> MalformedPayload:
+        return MalformedPayload(f"The {self.host} payload field '{path}' {problem}.")
+
+    def optional_object(
+        self, data: Mapping[str, Any], key: str, path: str
+    ) -> dict[str, Any] | None:
+        value = data.get(key)
+        if value is not None and not isinstance(value, dict):
+            raise self.malformed(path, "is not an object")
+        return value
+
+    def object(self, data: Mapping[str, Any], key: str, path: str) -> dict[str, Any]:
+        value = self.optional_object(data, key, path)
+        if value is None:
+            raise self.malformed(path, "is missing")
+        return value
+
+    def optional_list(self, data: Mapping[str, Any], key: str, path: str) -> list[Any]:
+        value = data.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise self.malformed(path, "is not a list")
+        return value
+
+    def optional_string(self, data: Mapping[str, Any], key: str, path: str) -> str | None:
+        value = data.get(key)
+        if value is not None and not isinstance(value, str):
+            raise self.malformed(path, "is not a string")
+        return value or None
+
+    def string(self, data: Mapping[str, Any], key: str, path: str) -> str:
+        value = self.optional_string(data, key, path)
+        if value is None:
+            raise self.malformed(path, "is missing")
+        return value
+
+    def boolean(self, data: Mapping[str, Any], key: str, path: str) -> bool:
+        value = data.get(key, False)
+        if value is None:
+            return False
+        if not isinstance(value, bool):
+            raise self.malformed(path, "is not a boolean")
+        return value
+
+    def timestamp(self, data: Mapping[str, Any], key: str, path: str) -> datetime | None:
+        stamp = self.optional_string(data, key, path)
+        if stamp is None:
+            return None
+        try:
+            return datetime.fromisoformat(stamp)
+        except ValueError:
+            raise self.malformed(path, "is not an ISO 8601 time") from None
+
+    def url_host(self, url: str, path: str) -> str:
+        """The lower-cased host of an absolute URL; a `file:` URL (demo repositories) is
+        `localhost`."""
+        parts = urlsplit(url)
+        if parts.scheme == "file":
+            return "localhost"
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise self.malformed(path, "is not an absolute http(s) URL")
+        return parts.hostname.lower()
+
+
+@runtime_checkable
+class ReadsDeliveryHeaders(Protocol):
+    """A source whose normalisation also needs the delivery's headers.
+
+    GitLab system hooks about a project's lifecycle carry only the project's path; the
+    instance that sent them is named in the `X-Gitlab-Instance` header. Such a source
+    implements `normalise_delivery`, which `receive_git_delivery` calls instead of
+    `normalise`; `headers` have lower-case names.
+    """
+
+    def normalise_delivery(
+        self,
+        event_type: str,
+        delivery_id: str,
+        payload: dict[str, Any],
+        headers: Mapping[str, str],
     ) -> GitEventReceived | Ignored: ...
 
 
@@ -214,7 +309,10 @@ async def receive_git_delivery(
         event_type, delivery = source.identify(headers)
         payload = parse_payload(body, headers.get("content-type"))
         try:
-            outcome = source.normalise(event_type, delivery, payload)
+            if isinstance(source, ReadsDeliveryHeaders):
+                outcome = source.normalise_delivery(event_type, delivery, payload, headers)
+            else:
+                outcome = source.normalise(event_type, delivery, payload)
         except MalformedPayload as exc:
             raise Rejected(400, str(exc)) from exc
     except Rejected as rejected:

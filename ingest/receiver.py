@@ -11,8 +11,11 @@ import logging
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from ingest.bitbucket import BitbucketWebhooks
 from ingest.common import receive_git_delivery
+from ingest.gitea import GiteaWebhooks
 from ingest.github import GitHubWebhooks
+from ingest.gitlab import GitLabWebhooks
 from services.bus.port import EventLog
 from services.settings import WebhookSettings
 
@@ -28,7 +31,8 @@ _RESPONSES: dict[int | str, dict[str, str]] = {
 
 
 def create_ingest_router(webhooks: WebhookSettings, log: EventLog) -> APIRouter:
-    """`POST /webhooks/github`, publishing accepted deliveries to `cairn.git.events`."""
+    """`POST /webhooks/{github,gitlab,gitea,forgejo,bitbucket}`, publishing accepted
+    deliveries to `cairn.git.events`."""
     github = GitHubWebhooks(webhooks.github_secrets(), insecure=webhooks.insecure_webhooks)
     if not webhooks.github_secrets():
         if webhooks.insecure_webhooks:
@@ -54,4 +58,83 @@ def create_ingest_router(webhooks: WebhookSettings, log: EventLog) -> APIRouter:
     async def receive_github(request: Request) -> JSONResponse:
         return await receive_git_delivery(request, github, log, limit)
 
+    _add_other_git_hosts(router, webhooks, log)
     return router
+
+
+def _note_missing_secret(host: str, variable: str, insecure: bool) -> None:
+    if insecure:
+        logger.warning(
+            "No %s webhook secret is configured and --insecure-webhooks is set: "
+            "unauthenticated %s deliveries will be accepted.",
+            host,
+            host,
+        )
+    else:
+        logger.info(
+            "No %s webhook secret is configured: %s deliveries will be refused until %s is set.",
+            host,
+            host,
+            variable,
+        )
+
+
+def _add_other_git_hosts(router: APIRouter, webhooks: WebhookSettings, log: EventLog) -> None:
+    """`POST /webhooks/gitlab`, `/webhooks/gitea`, `/webhooks/forgejo`, `/webhooks/bitbucket`.
+
+    Each answers exactly as GitHub's route does (see ingest/common.py); Gitea and Forgejo
+    share one source, so one delivery reaching both routes is processed once.
+    """
+    insecure = webhooks.insecure_webhooks
+    limit = webhooks.max_payload_bytes
+    gitlab = GitLabWebhooks(webhooks.gitlab_tokens(), insecure=insecure)
+    gitea = GiteaWebhooks(webhooks.gitea_secrets(), insecure=insecure)
+    forgejo = GiteaWebhooks(webhooks.gitea_secrets(), insecure=insecure, product="Forgejo")
+    bitbucket = BitbucketWebhooks(webhooks.bitbucket_secrets(), insecure=insecure)
+    for host, variable, configured in (
+        ("GitLab", "CAIRN_GITLAB_WEBHOOK_TOKEN", webhooks.gitlab_tokens()),
+        ("Gitea/Forgejo", "CAIRN_GITEA_WEBHOOK_SECRET", webhooks.gitea_secrets()),
+        ("Bitbucket", "CAIRN_BITBUCKET_WEBHOOK_SECRET", webhooks.bitbucket_secrets()),
+    ):
+        if not configured:
+            _note_missing_secret(host, variable, insecure)
+
+    @router.post(
+        "/webhooks/gitlab",
+        status_code=202,
+        summary="Receive a GitLab webhook or system hook delivery",
+        response_class=JSONResponse,
+        responses=_RESPONSES,
+    )
+    async def receive_gitlab(request: Request) -> JSONResponse:
+        return await receive_git_delivery(request, gitlab, log, limit)
+
+    @router.post(
+        "/webhooks/gitea",
+        status_code=202,
+        summary="Receive a Gitea (or Forgejo) webhook delivery",
+        response_class=JSONResponse,
+        responses=_RESPONSES,
+    )
+    async def receive_gitea(request: Request) -> JSONResponse:
+        return await receive_git_delivery(request, gitea, log, limit)
+
+    @router.post(
+        "/webhooks/forgejo",
+        status_code=202,
+        summary="Receive a Forgejo webhook delivery",
+        response_class=JSONResponse,
+        responses=_RESPONSES,
+    )
+    async def receive_forgejo(request: Request) -> JSONResponse:
+        return await receive_git_delivery(request, forgejo, log, limit)
+
+    @router.post(
+        "/webhooks/bitbucket",
+        status_code=202,
+        summary="Receive a Bitbucket Cloud webhook delivery",
+        response_class=JSONResponse,
+        responses=_RESPONSES,
+    )
+    async def receive_bitbucket(request: Request) -> JSONResponse:
+        return await receive_git_delivery(request, bitbucket, log, limit)

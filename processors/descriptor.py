@@ -22,6 +22,7 @@ from services.model.events import (
     EntityChanged,
     ErrorRecord,
     GitEventReceived,
+    LocationRemoved,
     PushReceived,
     RelationRecord,
     Repository,
@@ -51,7 +52,7 @@ class Outcome:
 
 
 def location_url(repository: Repository, path: str) -> str:
-    return f"{repository.html_url.rstrip('/')}/blob/{repository.default_branch}/{path}"
+    return repository.file_url(path)
 
 
 @dataclass
@@ -87,6 +88,10 @@ class DescriptorProcessor:
             return self._read(repository, force=False, previous_key=None)
         if isinstance(change, ResyncRequested):
             return self._read(repository, force=True, previous_key=None)
+        if isinstance(change, LocationRemoved):
+            return self._read(
+                repository, force=True, previous_key=None, exclude=frozenset({change.path})
+            )
         assert isinstance(change, RepositoryChanged)
         if change.action == "deleted":
             outcome = self._empty(repository, "deleted", None, "repository deleted")
@@ -119,7 +124,11 @@ class DescriptorProcessor:
                 state.key,
                 resync_event(
                     repository_from_key(
-                        state.key, state.clone_url, state.html_url, state.default_branch
+                        state.key,
+                        state.clone_url,
+                        state.html_url,
+                        state.default_branch,
+                        state.provider,
                     ),
                     f"entities released by {repository.key}",
                 )
@@ -132,7 +141,14 @@ class DescriptorProcessor:
         if records:
             self._publish(records)
 
-    def _read(self, repository: Repository, *, force: bool, previous_key: str | None) -> Outcome:
+    def _read(
+        self,
+        repository: Repository,
+        *,
+        force: bool,
+        previous_key: str | None,
+        exclude: frozenset[str] = frozenset(),
+    ) -> Outcome:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         try:
@@ -140,7 +156,13 @@ class DescriptorProcessor:
                 repository.key, repository.clone_url, repository.default_branch
             )
         except BranchNotFound:
-            return self._empty(repository, "active", None, "default branch not found")
+            # Some events only guess the default branch (a GitLab rename, a Bitbucket push
+            # without `mainbranch`): ask the remote which branch its HEAD names.
+            actual = self._git.remote_default_branch(repository.clone_url)
+            if actual is None or actual == repository.default_branch:
+                return self._empty(repository, "active", None, "default branch not found")
+            repository = repository.model_copy(update={"default_branch": actual})
+            commit = self._git.fetch_branch(repository.key, repository.clone_url, actual)
         timings["fetch"] = time.perf_counter() - started
         state = self._store.get_repository(repository.key)
         if (
@@ -153,7 +175,7 @@ class DescriptorProcessor:
             return Outcome(action="unchanged", commit=commit, timings=timings)
         mark = time.perf_counter()
         with self._git.open_commit(repository.key, commit) as files:
-            produced, desired, keep = self._read_locations(repository, files)
+            produced, desired, keep = self._read_locations(repository, files, exclude)
         timings["read"] = time.perf_counter() - mark
         mark = time.perf_counter()
         plan = self._store.reconcile_repository(
@@ -177,9 +199,13 @@ class DescriptorProcessor:
         )
 
     def _read_locations(
-        self, repository: Repository, files: CommitFiles
+        self, repository: Repository, files: CommitFiles, exclude: frozenset[str] = frozenset()
     ) -> tuple[dict[str, _Produced], list[DesiredLocation], set[str]]:
-        roots = find_catalog_files(list(files.entries.values()), self._catalog_files)
+        roots = [
+            root
+            for root in find_catalog_files(list(files.entries.values()), self._catalog_files)
+            if root not in exclude  # a location removed through the catalog API
+        ]
         readings: dict[str, LocationReading] = {}
         reached: set[str] = set()
         for root in roots:

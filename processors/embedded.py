@@ -128,7 +128,7 @@ def request_resync(
             state.key,
             resync_event(
                 repository_from_key(
-                    state.key, state.clone_url, state.html_url, state.default_branch
+                    state.key, state.clone_url, state.html_url, state.default_branch, state.provider
                 ),
                 reason,
             )

@@ -19,7 +19,9 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import SecretStr
 
+from services.bus.port import LogUnavailable
 from services.settings import Settings
+from services.store.port import StoreUnavailable
 
 ROLES = ("ingest", "processors", "api")
 
@@ -63,8 +65,13 @@ def serve(settings: Settings, roles: set[str], *, demo: bool, log_level: str) ->
         router = create_ingest_router(settings.webhooks, adapters.log)
         include.append(lambda app: app.include_router(router))
     if "api" in roles:
+        from search_api.catalog_api import install_catalog_api
+        from services.wiring import build_catalog_api
+
+        catalog_api = build_catalog_api(settings, adapters, queries)
         include.append(lambda app: app.include_router(create_search_router(queries)))
         include.append(install_error_handlers)
+        include.append(lambda app: install_catalog_api(app, catalog_api))
     if "processors" in roles:
         runner = EmbeddedRunner(
             adapters.log,
@@ -97,6 +104,13 @@ def serve(settings: Settings, roles: set[str], *, demo: bool, log_level: str) ->
                 "(set one, or pass --insecure-webhooks on a trusted network).",
                 file=sys.stderr,
             )
+    if "api" in roles and not settings.api.tokens():
+        print(
+            "cairn: no CAIRN_API_TOKENS are set, so the catalog API (/api/catalog) is open "
+            "to loopback clients only (set <token>:read and <token>:admin pairs to serve "
+            "other hosts).",
+            file=sys.stderr,
+        )
     if demo_secret is not None:
         from services.demo.runner import run_demo
 
@@ -111,7 +125,7 @@ def serve(settings: Settings, roles: set[str], *, demo: bool, log_level: str) ->
         f"(data in {settings.adapters.data_dir.resolve()})"
     ]
     if "ingest" in roles:
-        lines.append(f"  webhooks:  POST {base}/webhooks/github")
+        lines.append(f"  webhooks:  POST {base}/webhooks/{{github,gitlab,gitea,forgejo,bitbucket}}")
     if "api" in roles:
         lines += [
             f"  search:    {base}/api/search?q=payment",
@@ -131,9 +145,89 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_role(role: str) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
-        return serve(_settings(args), {role}, demo=False, log_level=args.log_level)
+        settings = _settings(args)
+        if role == "processors" and settings.adapters.kafka_bootstrap:
+            return run_faust_processors(settings, args.log_level)
+        return serve(settings, {role}, demo=False, log_level=args.log_level)
 
     return run
+
+
+def run_faust_processors(settings: Settings, log_level: str) -> int:
+    """`cairn processors` with Kafka: the faust worker (one consumer group per processor)."""
+    from processors.faust_app import ProcessorResources, run_worker
+    from services.wiring import build_adapters, build_descriptor_processor
+
+    def open_resources() -> ProcessorResources:
+        adapters = build_adapters(settings)
+        return ProcessorResources(
+            event_log=adapters.log,
+            store=adapters.store,
+            index=adapters.index,
+            descriptor=build_descriptor_processor(settings, adapters),
+        )
+
+    return run_worker(settings, open_resources, log_level)
+
+
+def _kafka_bootstrap(settings: Settings, command: str) -> str:
+    if not settings.adapters.kafka_bootstrap:
+        raise ValueError(
+            f"`cairn {command}` works on Kafka: set CAIRN_KAFKA_BOOTSTRAP (host:port[,host:port])."
+        )
+    return settings.adapters.kafka_bootstrap
+
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    from services.bus.topics_admin import ensure_topics
+
+    settings = _settings(args)
+    partitions = args.partitions or settings.adapters.topic_partitions
+    replication = args.replication or settings.adapters.topic_replication
+    states = ensure_topics(
+        _kafka_bootstrap(settings, "topics"),
+        partitions,
+        replication,
+        namespace=settings.kafka.kafka_namespace,
+    )
+    mismatched = 0
+    for state in states:
+        if state.created:
+            print(f"cairn: created {state.name} ({state.partitions} partitions)")
+        elif state.partitions != partitions:
+            mismatched += 1
+            print(
+                f"cairn: {state.name} exists with {state.partitions} partitions, not "
+                f"{partitions}; left unchanged (changing it would reorder keys). Set "
+                f"CAIRN_TOPIC_PARTITIONS={state.partitions} to match it.",
+                file=sys.stderr,
+            )
+        else:
+            print(f"cairn: {state.name} exists ({state.partitions} partitions)")
+    return 1 if mismatched else 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from services.bus.topics_admin import GroupActive, physical_name, reset_group_to_beginning
+    from services.model.topics import ENTITY_CHANGES, GIT_EVENTS
+
+    settings = _settings(args)
+    namespace = settings.kafka.kafka_namespace
+    group = args.group if args.group.startswith("cairn-") else f"cairn-{args.group}"
+    default = GIT_EVENTS.name if group == "cairn-descriptor" else ENTITY_CHANGES.name
+    topics = [physical_name(namespace, topic) for topic in (args.topic or [default])]
+    try:
+        count = reset_group_to_beginning(
+            _kafka_bootstrap(settings, "replay"), physical_name(namespace, group), topics
+        )
+    except GroupActive as exc:
+        print(f"cairn: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"cairn: {group} will re-read {', '.join(topics)} from the beginning "
+        f"({count} partitions reset) when its processors start"
+    )
+    return 0
 
 
 def cmd_resync(args: argparse.Namespace) -> int:
@@ -151,6 +245,35 @@ def cmd_resync(args: argparse.Namespace) -> int:
         print(f"cairn: no active repository {args.repository!r} is known.", file=sys.stderr)
         return 1
     print(f"cairn: resync requested for {count} repositories")
+    return 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from services.store import schema
+
+    settings = _settings(args)
+    raw = settings.adapters.database_url
+    if raw is None or not raw.get_secret_value().strip():
+        print(
+            "cairn: `cairn db` manages the PostgreSQL store: set CAIRN_DATABASE_URL "
+            "(the embedded SQLite store creates its own tables).",
+            file=sys.stderr,
+        )
+        return 2
+    url = schema.database_url(raw.get_secret_value())
+    where, head = schema.safe_url(url), schema.head_revision()
+    before = schema.current_revision(url)
+    if args.db_command == "current":
+        if before == head:
+            print(f"{before} (head)")
+            return 0
+        print(f"{before or 'none'} (head is {head}: run `cairn db upgrade`)")
+        return 1
+    after = schema.upgrade(url)
+    if before == after:
+        print(f"cairn: {where} is already at {after} (head)")
+    else:
+        print(f"cairn: {where} upgraded from {before or 'an empty schema'} to {after} (head)")
     return 0
 
 
@@ -183,6 +306,34 @@ def build_parser() -> argparse.ArgumentParser:
     resync.add_argument("--data-dir", type=Path, help="where state is kept (default ./.cairn)")
     resync.add_argument("--repository", help="one repository key, e.g. github.com/acme/payments")
     resync.set_defaults(func=cmd_resync)
+    topics = commands.add_parser(
+        "topics", help="create the Kafka topics that are missing (idempotent)"
+    )
+    topics.add_argument("--partitions", type=int, help="partitions per topic (default 12)")
+    topics.add_argument("--replication", type=int, help="replication factor (default 1)")
+    topics.set_defaults(func=cmd_topics)
+    replay = commands.add_parser(
+        "replay", help="make a stopped consumer group re-read its topic from the beginning"
+    )
+    replay.add_argument(
+        "--group",
+        required=True,
+        help="store-projection, index-projection or descriptor (or a full group name)",
+    )
+    replay.add_argument(
+        "--topic",
+        action="append",
+        help="topic to rewind (default: the group's own, cairn.entity.changes for projections)",
+    )
+    replay.set_defaults(func=cmd_replay)
+    db = commands.add_parser("db", help="the PostgreSQL store's schema (Alembic migrations)")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    db_commands.add_parser(
+        "upgrade", help="apply the migrations to CAIRN_DATABASE_URL (safe to repeat or run at once)"
+    ).set_defaults(func=cmd_db)
+    db_commands.add_parser(
+        "current", help="print the database's revision (exit 1 when it is behind the code)"
+    ).set_defaults(func=cmd_db)
     return parser
 
 
@@ -199,6 +350,12 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"cairn: {exc}", file=sys.stderr)
         return 2
+    except StoreUnavailable as exc:
+        print(f"cairn: {exc}", file=sys.stderr)
+        return 1
+    except LogUnavailable as exc:
+        print(f"cairn: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

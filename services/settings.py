@@ -30,6 +30,24 @@ class AdapterSettings(BaseSettings):
     topic_replication: int = Field(default=1, ge=1)
 
 
+class KafkaSettings(BaseSettings):
+    """The Kafka log and the faust processors (used when CAIRN_KAFKA_BOOTSTRAP is set)."""
+
+    model_config = _config()
+
+    # Prefix of every topic and consumer group, so installations can share a cluster.
+    kafka_namespace: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$", max_length=100)
+    # A receiver waits this long for the broker's acknowledgement before answering 503.
+    kafka_publish_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    # A worker that stops heartbeating loses its partitions after this (broker minimum 6 s).
+    kafka_session_timeout_seconds: float = Field(default=10.0, ge=1, le=300)
+    # The faust app's id, which is the processors' consumer group.
+    kafka_processors_group: str = Field(default="cairn-processors", min_length=1)
+    # Projection batches: at most this many records, gathered for at most this long.
+    kafka_batch_size: int = Field(default=500, ge=1, le=10_000)
+    kafka_batch_seconds: float = Field(default=0.05, gt=0, le=10)
+
+
 class WebhookSettings(BaseSettings):
     model_config = _config()
 
@@ -96,12 +114,52 @@ class ServerSettings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
 
 
+API_SCOPES = ("read", "admin")
+
+
+class ApiSettings(BaseSettings):
+    """Who may use the catalog API: `CAIRN_API_TOKENS=token:read,other:admin`.
+
+    With no tokens the catalog API answers loopback clients only.
+    """
+
+    model_config = _config()
+
+    api_tokens: SecretStr | None = None
+
+    def tokens(self) -> dict[str, str]:
+        """Token -> scope (`read` or `admin`); empty when none are configured.
+
+        Raises ValueError naming the malformed entry by position (never its text: a secret).
+        """
+        if self.api_tokens is None:
+            return {}
+        return _parse_tokens(self.api_tokens.get_secret_value())
+
+
+def _parse_tokens(raw: str) -> dict[str, str]:
+    tokens: dict[str, str] = {}
+    for number, part in enumerate((p.strip() for p in raw.split(",")), start=1):
+        if not part:
+            continue
+        token, _, scope = part.rpartition(":")
+        if not token or scope not in API_SCOPES:
+            raise ValueError(
+                f"CAIRN_API_TOKENS entry {number} is not <token>:<scope> with scope "
+                f"{' or '.join(API_SCOPES)}; write e.g. CAIRN_API_TOKENS=s3cret:read."
+            )
+        tokens[token] = scope
+    return tokens
+
+
 @dataclass(frozen=True)
 class Settings:
     adapters: AdapterSettings
     webhooks: WebhookSettings
     git: GitSettings
     server: ServerSettings
+    kafka: KafkaSettings
+    api: ApiSettings
 
     @classmethod
     def load(cls, config_file: Path | None = None, **overrides: object) -> Settings:
@@ -115,6 +173,8 @@ class Settings:
             ("webhooks", WebhookSettings),
             ("git", GitSettings),
             ("server", ServerSettings),
+            ("kafka", KafkaSettings),
+            ("api", ApiSettings),
         ):
             fields: dict[str, Any] = {
                 k: v for k, v in overrides.items() if k in settings_class.model_fields

@@ -100,6 +100,14 @@ class GitReader:
             raise
         return self._branch_head(mirror, branch)
 
+    def remote_default_branch(self, clone_url: str) -> str | None:
+        """The branch the remote's HEAD points at, or None for an empty repository."""
+        out = self._run(["ls-remote", "--symref", clone_url, "HEAD"])
+        for line in out.splitlines():
+            if line.startswith("ref: refs/heads/") and line.endswith("\tHEAD"):
+                return line[len("ref: refs/heads/") : -len("\tHEAD")]
+        return None
+
     def _branch_head(self, mirror: Path, branch: str) -> str:
         # Reading the loose ref a fetch just wrote saves a process; packed refs fall back.
         loose = mirror / "refs" / "heads" / branch

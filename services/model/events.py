@@ -30,10 +30,24 @@ class Repository(Contract):
     html_url: str
     default_branch: str = "main"
     archived: bool = False
+    # The host's software decides how a file's web address is spelled (see file_url).
+    provider: Literal["github", "gitlab", "gitea", "bitbucket"] = "github"
 
     @property
     def key(self) -> str:
         return f"{self.host}/{self.owner}/{self.name}".lower()
+
+    def file_url(self, path: str) -> str:
+        """The web address of a file on the default branch, as the host spells it."""
+        base = self.html_url.rstrip("/")
+        branch = self.default_branch
+        if self.provider == "gitlab":
+            return f"{base}/-/blob/{branch}/{path}"
+        if self.provider == "gitea":
+            return f"{base}/src/branch/{branch}/{path}"
+        if self.provider == "bitbucket":
+            return f"{base}/src/{branch}/{path}"
+        return f"{base}/blob/{branch}/{path}"
 
     @property
     def full_name(self) -> str:
@@ -76,8 +90,21 @@ class ResyncRequested(Contract):
     reason: str
 
 
+class LocationRemoved(Contract):
+    """A location (one catalog file) was unregistered through the catalog API.
+
+    The repository is read again without that file as a root, so the location and the
+    entities it owned are removed. A later push reads the repository as configured again.
+    """
+
+    type: Literal["location_removed"] = "location_removed"
+    location_id: str
+    path: str
+
+
 GitChange = Annotated[
-    PushReceived | RepositoryChanged | ResyncRequested, Field(discriminator="type")
+    PushReceived | RepositoryChanged | ResyncRequested | LocationRemoved,
+    Field(discriminator="type"),
 ]
 
 

@@ -8,7 +8,7 @@ from services.model.events import GitEventReceived, Repository, ResyncRequested
 
 
 def repository_from_key(
-    key: str, clone_url: str, html_url: str, default_branch: str
+    key: str, clone_url: str, html_url: str, default_branch: str, provider: str = "github"
 ) -> Repository:
     """Rebuild a repository from its stored key (`host/owner/name`, owner may hold `/`)."""
     host, _, rest = key.partition("/")
@@ -20,6 +20,7 @@ def repository_from_key(
         clone_url=clone_url,
         html_url=html_url,
         default_branch=default_branch,
+        provider=provider,  # type: ignore[arg-type]  # the model validates it
     )
 
 

@@ -20,6 +20,13 @@ from tests.support.gitrepo import GitRepo
 from tests.support.server import CairnProcess
 
 HOST_BASE = "https://github.com/"
+# The other Git hosts' addresses map to the same bare repositories (tests/e2e/test_*_webhooks).
+OTHER_HOST_BASES = (
+    "https://gitlab.com/",
+    "https://gitea.com/",
+    "https://codeberg.org/",
+    "https://bitbucket.org/",
+)
 
 
 @dataclass
@@ -46,7 +53,8 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     config = root / "gitconfig"
     config.write_text(
         f'[url "file://{root}/remotes/"]\n\tinsteadOf = {HOST_BASE}\n'
-        '[protocol "file"]\n\tallow = always\n'
+        + "".join(f"\tinsteadOf = {base}\n" for base in OTHER_HOST_BASES)
+        + '[protocol "file"]\n\tallow = always\n'
     )
     return Workspace(root=root, git_config=config)
 

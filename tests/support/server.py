@@ -133,6 +133,10 @@ class CairnProcess:
         payload = push_payload(repo, f"refs/heads/{repo.default_branch}", before, after, [])
         return self.send("push", payload, **kwargs)
 
+    def post_webhook(self, path: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+        """POST a delivery exactly as given (any Git host's body and headers) to `path`."""
+        return httpx.post(f"{self.base_url}{path}", content=body, headers=headers, timeout=30)
+
     # --- as a developer --------------------------------------------------------------
 
     def get(self, path: str, **params: Any) -> httpx.Response:
