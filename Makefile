@@ -6,7 +6,10 @@ STAMP := $(VENV)/.installed
 STACK := deploy/local/stack
 PYTEST_ARGS ?=
 
-.PHONY: help install up test test-unit test-fast lint format bench stack-up stack-down clean
+CATALOG_CLIENT := tests/e2e/catalog_client
+CATALOG_CLIENT_STAMP := $(CATALOG_CLIENT)/node_modules/.installed
+
+.PHONY: help install up test test-unit test-fast lint format bench stack-up stack-down clean catalog-client
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -35,7 +38,14 @@ format: $(STAMP) ## apply ruff's fixes and formatting
 test-unit: $(STAMP) ## unit tests only (no I/O): the inner loop
 	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
 
-test: $(STAMP) ## lint, start Kafka/OpenSearch/PostgreSQL, run every test, stop them
+$(CATALOG_CLIENT_STAMP): $(CATALOG_CLIENT)/package.json $(CATALOG_CLIENT)/package-lock.json
+	@echo "make: installing Backstage's @backstage/catalog-client for the e2e tests" >&2
+	@cd $(CATALOG_CLIENT) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $(CATALOG_CLIENT_STAMP)
+
+catalog-client: $(CATALOG_CLIENT_STAMP) ## install the Node catalog client the e2e tests drive
+
+test: $(STAMP) $(CATALOG_CLIENT_STAMP) ## lint, start Kafka/OpenSearch/PostgreSQL, run every test, stop them
 	@$(MAKE) --no-print-directory lint
 	@bash tests/run_with_stack.sh $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 

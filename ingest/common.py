@@ -8,6 +8,10 @@ every source, so adding one is a module implementing the protocol plus one route
     size (Content-Length, then the streamed body) -> authenticate -> identify -> parse
     -> normalise -> publish to `cairn.git.events` -> 202
 
+A host's CI/CD events (GitHub `deployment`/`workflow_run`, GitLab `Deployment Hook`/
+`Pipeline Hook`) arrive on the same route and normalise into a `CiEventReceived`, which is
+published to `cairn.ci.events` instead.
+
 The answers are the HTTP contract of every receiver:
 
 - 202 `{"status": "accepted", "delivery": id, "offset": n}` only after `EventLog.publish`
@@ -35,8 +39,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from services.bus.port import EventLog, LogUnavailable
+from services.model.ci_events import CiEventReceived
 from services.model.events import GitEventReceived
-from services.model.topics import GIT_EVENTS
+from services.model.topics import CI_EVENTS, GIT_EVENTS
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +88,7 @@ class WebhookSource(Protocol):
 
     def normalise(
         self, event_type: str, delivery_id: str, payload: dict[str, Any]
-    ) -> GitEventReceived | Ignored: ...
+    ) -> GitEventReceived | CiEventReceived | Ignored: ...
 
 
 class PayloadFields:
@@ -177,7 +182,7 @@ class ReadsDeliveryHeaders(Protocol):
         delivery_id: str,
         payload: dict[str, Any],
         headers: Mapping[str, str],
-    ) -> GitEventReceived | Ignored: ...
+    ) -> GitEventReceived | CiEventReceived | Ignored: ...
 
 
 def error_response(
@@ -319,10 +324,15 @@ async def receive_git_delivery(
         return error_response(rejected.status, rejected.message, rejected.headers)
     if isinstance(outcome, Ignored):
         return JSONResponse({"status": "ignored", "reason": outcome.reason}, status_code=202)
+    # A host's CI/CD events (deployments, pipelines) share its route and go to the CI topic.
+    if isinstance(outcome, CiEventReceived):
+        topic, key = CI_EVENTS.name, outcome.key
+    else:
+        topic, key = GIT_EVENTS.name, outcome.repository.key
     return await publish_delivery(
         log,
-        GIT_EVENTS.name,
-        outcome.repository.key,
+        topic,
+        key,
         outcome.model_dump_json().encode(),
         delivery=delivery,
         dedupe_id=f"{source.name}:{delivery}",

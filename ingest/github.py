@@ -14,6 +14,8 @@ door (with the reason sent back to GitHub, visible in the hook's "Recent Deliver
   `ResyncRequested`: a new repository may already hold catalog files (templates, imports)
   and no push event announces them; a new default branch changes what the catalog reads.
   Other `edited`, `publicized` and `privatized` deliveries change nothing in the catalog.
+- `deployment`, `deployment_status`, `workflow_run` -> a `CiEventReceived` for
+  `cairn.ci.events` (ingest/ci_github.py).
 - `ping` and every other event -> ignored.
 
 The repository key's host is the hostname of `repository.html_url` (so GitHub Enterprise
@@ -32,7 +34,9 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
+from ingest.ci_github import CI_EVENT_TYPES, normalise_ci
 from ingest.common import Ignored, MalformedPayload, Rejected
+from services.model.ci_events import CiEventReceived
 from services.model.events import (
     CommitSeen,
     GitChange,
@@ -140,13 +144,13 @@ class GitHubWebhooks:
 
     def normalise(
         self, event_type: str, delivery_id: str, payload: dict[str, Any]
-    ) -> GitEventReceived | Ignored:
+    ) -> GitEventReceived | CiEventReceived | Ignored:
         return normalise(event_type, delivery_id, payload)
 
 
 def normalise(
     event_type: str, delivery_id: str, payload: dict[str, Any]
-) -> GitEventReceived | Ignored:
+) -> GitEventReceived | CiEventReceived | Ignored:
     """The envelope for one GitHub delivery, or why Cairn ignores it (see the module doc).
 
     Raises `MalformedPayload` naming the first field that is missing or of the wrong type.
@@ -157,6 +161,8 @@ def normalise(
         return _push(delivery_id, payload)
     if event_type == "repository":
         return _repository_event(delivery_id, payload)
+    if event_type in CI_EVENT_TYPES:  # deployments and workflow runs: ingest/ci_github.py
+        return normalise_ci(event_type, delivery_id, payload)
     if event_type == "ping":
         return Ignored(
             "GitHub ping received: the webhook reaches Cairn, which uses push and repository events"

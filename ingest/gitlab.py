@@ -18,6 +18,8 @@ What becomes an event, and what is ignored at the door with the reason sent back
     `previous` being the project at `old_path_with_namespace`;
   - `project_create` and every other event name -> ignored.
 - `Project Hook` (a group webhook's project events) `project_destroy` -> `deleted`.
+- `Deployment Hook` and `Pipeline Hook` -> a `CiEventReceived` for `cairn.ci.events`
+  (ingest/ci_gitlab.py).
 
 Project lifecycle payloads carry only the project's path, not its URL: the URL is the
 instance's base URL from `X-Gitlab-Instance` joined with the path, and they do not name the
@@ -38,7 +40,9 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from ingest.ci_gitlab import CI_EVENT_TYPES, normalise_ci
 from ingest.common import Ignored, MalformedPayload, PayloadFields, Rejected
+from services.model.ci_events import CiEventReceived
 from services.model.events import (
     CommitSeen,
     GitChange,
@@ -148,7 +152,7 @@ class GitLabWebhooks:
 
     def normalise(
         self, event_type: str, delivery_id: str, payload: dict[str, Any]
-    ) -> GitEventReceived | Ignored:
+    ) -> GitEventReceived | CiEventReceived | Ignored:
         return normalise(event_type, delivery_id, payload)
 
     def normalise_delivery(
@@ -157,7 +161,7 @@ class GitLabWebhooks:
         delivery_id: str,
         payload: dict[str, Any],
         headers: Mapping[str, str],
-    ) -> GitEventReceived | Ignored:
+    ) -> GitEventReceived | CiEventReceived | Ignored:
         return normalise(event_type, delivery_id, payload, instance=headers.get(INSTANCE_HEADER))
 
 
@@ -167,7 +171,7 @@ def normalise(
     payload: dict[str, Any],
     *,
     instance: str | None = None,
-) -> GitEventReceived | Ignored:
+) -> GitEventReceived | CiEventReceived | Ignored:
     """The envelope for one GitLab delivery, or why Cairn ignores it (see the module doc).
 
     `instance` is the `X-Gitlab-Instance` header, needed only by project lifecycle events.
@@ -181,6 +185,8 @@ def normalise(
         return _system_hook(event_type, delivery_id, payload, instance)
     if event_type == "Project Hook":
         return _group_project_hook(event_type, delivery_id, payload, instance)
+    if event_type in CI_EVENT_TYPES:  # deployments and pipelines: ingest/ci_gitlab.py
+        return normalise_ci(event_type, delivery_id, payload)
     if event_type == "Tag Push Hook":
         return Ignored(
             "GitLab tag pushes do not change the catalog, which reads the default branch"

@@ -16,14 +16,20 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from processors import deployments as ci
 from processors.descriptor import DescriptorProcessor
-from processors.projections import project_to_index, project_to_store
-from services.bus.port import EventLog, LogRecord, OutgoingRecord
-from services.index.port import SearchIndex
+from processors.projections import (
+    Backoff,
+    ProjectionStopped,
+    project_to_index_with_retry,
+    project_to_store,
+)
+from services.bus.port import EventLog, LogRecord, LogUnavailable, OutgoingRecord
+from services.index.port import DeploymentIndex, IndexUnavailable, SearchIndex
 from services.model.events import DeadLettered, GitEventReceived
 from services.model.resync import repository_from_key, resync_event
-from services.model.topics import DEAD_LETTERS, ENTITY_CHANGES, GIT_EVENTS
-from services.store.port import CatalogStore
+from services.model.topics import DEAD_LETTERS, DEPLOYMENTS, ENTITY_CHANGES, GIT_EVENTS
+from services.store.port import CatalogStore, StoreUnavailable
 
 log = logging.getLogger("cairn.processors")
 
@@ -57,6 +63,10 @@ def void(_result: object) -> None:
     """Adapts a handler that returns a count to the batch-handler signature."""
 
 
+# Failures that say a dependency is down rather than that a record is bad.
+OUTAGES = (StoreUnavailable, LogUnavailable, IndexUnavailable)
+
+
 class ConsumerLoop(threading.Thread):
     def __init__(self, event_log: EventLog, spec: LoopSpec) -> None:
         super().__init__(name=f"cairn-{spec.name}", daemon=True)
@@ -76,7 +86,10 @@ class ConsumerLoop(threading.Thread):
                 records = consumer.poll(self._spec.batch_size, timeout=0.5)
                 if not records:
                     continue
-                self._process(records)
+                try:
+                    self._process(records)
+                except ProjectionStopped:
+                    break  # stopping mid-retry: the batch stays uncommitted for next time
                 consumer.commit(records)
                 self.processed += len(records)
         finally:
@@ -84,8 +97,10 @@ class ConsumerLoop(threading.Thread):
 
     def _process(self, records: Sequence[LogRecord]) -> None:
         try:
-            self._spec.handle(records)
+            self._handle_waiting_out_outages(records)
             return
+        except ProjectionStopped:
+            raise
         except Exception:
             if len(records) == 1:
                 self._give_up(records[0])
@@ -96,8 +111,24 @@ class ConsumerLoop(threading.Thread):
         for record in records:
             try:
                 self._spec.handle([record])
+            except ProjectionStopped:
+                raise
             except Exception:
                 self._give_up(record)
+
+    def _handle_waiting_out_outages(self, records: Sequence[LogRecord]) -> None:
+        """An unreachable store, log or index is nobody's poison: wait and retry the batch."""
+        delay = 0.2
+        while True:
+            try:
+                self._spec.handle(records)
+                return
+            except OUTAGES as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("%s: %s; retrying in %.1f s", self._spec.name, exc, delay)
+                if self._stopping.wait(delay):
+                    raise ProjectionStopped from exc
+                delay = min(delay * 2, 10.0)
 
     def _give_up(self, record: LogRecord) -> None:
         # One retry after a pause covers a passing fault (a locked file, a busy remote).
@@ -161,7 +192,8 @@ class PeriodicResync(threading.Thread):
 
 
 class EmbeddedRunner:
-    """Runs the descriptor processor and both projections as threads."""
+    """Runs the descriptor processor and both projections as threads (and, when given, the
+    deployment processor and its index projection: `deployment_loops`)."""
 
     def __init__(
         self,
@@ -171,6 +203,8 @@ class EmbeddedRunner:
         descriptor: DescriptorProcessor,
         resync_interval: float = 0.0,
         descriptor_workers: int = 4,
+        index_backoff: Backoff | None = None,
+        deployments: ci.DeploymentProcessor | None = None,
     ) -> None:
         # Repositories are read in parallel (git is mostly waiting on processes and disk);
         # records of one repository stay in order on one thread.
@@ -198,6 +232,27 @@ class EmbeddedRunner:
                 if failure is not None:
                     raise failure
 
+        self._stopping = threading.Event()
+
+        def handle_index(records: Sequence[LogRecord]) -> None:
+            # An unavailable index is waited out (backoff, nothing committed, nothing
+            # dropped); a document the index rejects goes to the dead-letter topic.
+            rejected = project_to_index_with_retry(
+                index,
+                records,
+                backoff=index_backoff,
+                stopping=self._stopping.is_set,
+                sleep=self._stopping.wait,
+            )
+            for refused in rejected:
+                log.error(
+                    "index-projection: %s@%d rejected by the index: %s",
+                    refused.record.topic,
+                    refused.record.offset,
+                    refused.error,
+                )
+                dead_letter(event_log, "index-projection", refused.record, refused.error)
+
         specs = [
             LoopSpec("descriptor", "cairn-descriptor", (GIT_EVENTS.name,), handle_git, 16),
             LoopSpec(
@@ -211,10 +266,12 @@ class EmbeddedRunner:
                 "index-projection",
                 "cairn-index-projection",
                 (ENTITY_CHANGES.name,),
-                lambda records: project_to_index(index, records),
+                handle_index,
                 500,
             ),
         ]
+        if deployments is not None:
+            specs += deployment_loops(event_log, index, deployments)
         self.loops = [ConsumerLoop(event_log, spec) for spec in specs]
         self._resync = (
             PeriodicResync(event_log, store, resync_interval) if resync_interval > 0 else None
@@ -227,6 +284,7 @@ class EmbeddedRunner:
             self._resync.start()
 
     def stop(self, timeout: float = 10.0) -> None:
+        self._stopping.set()
         if self._resync is not None:
             self._resync.stop()
         for loop in self.loops:
@@ -237,3 +295,41 @@ class EmbeddedRunner:
 
     def alive(self) -> bool:
         return all(loop.is_alive() for loop in self.loops)
+
+
+def deployment_loops(
+    event_log: EventLog, index: SearchIndex, deployments: ci.DeploymentProcessor
+) -> list[LoopSpec]:
+    """The deployment processor over `cairn.ci.events` (with the git events' commits and the
+    entity changes it matches by), and the index projection of `cairn.deployments`."""
+
+    def handle(records: Sequence[LogRecord]) -> None:
+        outgoing = deployments.handle_records(records)
+        event_log.publish_batch(outgoing)
+        topics: dict[str, int] = {}
+        for record in records:
+            topics[record.topic] = topics.get(record.topic, 0) + 1
+        log.info(
+            "deployments: %s -> %d environment update(s)",
+            ", ".join(f"{n} from {t}" for t, n in sorted(topics.items())),
+            len(outgoing),
+        )
+
+    specs = [LoopSpec("deployments", ci.GROUP, ci.TOPICS, handle, 200)]
+    if isinstance(index, DeploymentIndex):
+        deployment_index = index
+        specs.append(
+            LoopSpec(
+                "deployment-index",
+                ci.INDEX_GROUP,
+                (DEPLOYMENTS.name,),
+                lambda records: ci.project_deployments_to_index(deployment_index, records),
+                500,
+            )
+        )
+    else:
+        log.warning(
+            "The search index (%s) keeps no deployments: search cannot filter by them.",
+            type(index).__name__,
+        )
+    return specs

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
@@ -10,15 +10,49 @@ from fastapi.responses import JSONResponse
 from search_api.queries import CatalogQueries
 from search_api.schemas import (
     FacetValue,
-    LocationEnvelope,
     SearchItem,
     SearchResponse,
     SuggestItem,
     SuggestResponse,
 )
-from services.index.port import IndexUnavailable, InvalidQuery, SortOrder
+from services.index.port import (
+    DEPLOYMENT_FILTERS,
+    FACET_FIELDS,
+    IndexUnavailable,
+    InvalidQuery,
+    SortOrder,
+)
+from services.store.port import StoreUnavailable
 
-FilterValues = Annotated[list[str] | None, Query()]
+FilterValues = Annotated[list[str] | None, Query(description="repeat for OR")]
+MAX_QUERY_LENGTH = 500
+MAX_FILTER_VALUE_LENGTH = 300
+SEARCH_PARAMETERS = frozenset(
+    {"q", "limit", "cursor", "sort", "highlight", *FACET_FIELDS, *DEPLOYMENT_FILTERS}
+)
+
+
+def check_search_parameters(request: Request) -> None:
+    """A parameter `/api/search` does not know is a 400 naming it, never silently ignored."""
+    for name in request.query_params:
+        if name not in SEARCH_PARAMETERS:
+            raise InvalidQuery(
+                name,
+                f"Unknown parameter {name!r}: /api/search takes q, limit, cursor, sort, "
+                f"highlight and the filters {', '.join((*FACET_FIELDS, *DEPLOYMENT_FILTERS))}.",
+            )
+
+
+def check_filters(filters: dict[str, list[str]]) -> None:
+    for name, values in filters.items():
+        for value in values:
+            if not value.strip() or len(value) > MAX_FILTER_VALUE_LENGTH:
+                raise InvalidQuery(
+                    name,
+                    f"Filter {name!r} needs a value of 1 to {MAX_FILTER_VALUE_LENGTH} characters.",
+                )
+            if name == "label" and "=" not in value:
+                raise InvalidQuery(name, f"Filter 'label' is key=value, not {value!r}.")
 
 
 def create_search_router(queries: CatalogQueries) -> APIRouter:
@@ -26,18 +60,34 @@ def create_search_router(queries: CatalogQueries) -> APIRouter:
 
     @router.get("/api/search", response_model=SearchResponse, tags=["search"])
     def search(
-        q: str = "",
+        request: Request,
+        q: Annotated[str, Query(max_length=MAX_QUERY_LENGTH)] = "",
         kind: FilterValues = None,
         type: FilterValues = None,
         lifecycle: FilterValues = None,
         owner: FilterValues = None,
         system: FilterValues = None,
+        domain: FilterValues = None,
         namespace: FilterValues = None,
         tag: FilterValues = None,
+        label: Annotated[list[str] | None, Query(description="`key=value`; repeat for OR")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 20,
-        cursor: str | None = None,
+        cursor: Annotated[str | None, Query(max_length=2000)] = None,
         sort: SortOrder = "relevance",
+        highlight: Annotated[
+            bool, Query(description="mark the matched words in <em> per field")
+        ] = False,
+        deployed_to: Annotated[
+            list[str] | None, Query(description="environments running a version; OR")
+        ] = None,
+        deployed_since: Annotated[
+            str | None, Query(description="e.g. 24h, 7d or an ISO 8601 time", max_length=100)
+        ] = None,
+        last_deploy_status: Annotated[
+            list[str] | None, Query(description="outcome of the newest deployment; OR")
+        ] = None,
     ) -> SearchResponse:
+        check_search_parameters(request)
         filters = {
             name: values
             for name, values in (
@@ -46,12 +96,18 @@ def create_search_router(queries: CatalogQueries) -> APIRouter:
                 ("lifecycle", lifecycle),
                 ("owner", owner),
                 ("system", system),
+                ("domain", domain),
                 ("namespace", namespace),
                 ("tag", tag),
+                ("label", label),
+                ("deployed_to", deployed_to),
+                ("deployed_since", [deployed_since] if deployed_since else None),
+                ("last_deploy_status", last_deploy_status),
             )
             if values
         }
-        page = queries.search(q, filters, limit, cursor, sort)
+        check_filters(filters)
+        page = queries.search(q, filters, limit, cursor, sort, highlight=highlight)
         return SearchResponse(
             items=[SearchItem(**vars(hit)) for hit in page.items],
             total=page.total,
@@ -63,22 +119,12 @@ def create_search_router(queries: CatalogQueries) -> APIRouter:
         )
 
     @router.get("/api/search/suggest", response_model=SuggestResponse, tags=["search"])
-    def suggest(q: str, limit: Annotated[int, Query(ge=1, le=50)] = 10) -> SuggestResponse:
+    def suggest(
+        q: Annotated[str, Query(max_length=200)], limit: Annotated[int, Query(ge=1, le=50)] = 10
+    ) -> SuggestResponse:
         return SuggestResponse(items=[SuggestItem(**vars(s)) for s in queries.suggest(q, limit)])
 
-    @router.get("/api/catalog/entities/by-name/{kind}/{namespace}/{name}", tags=["catalog"])
-    def entity_by_name(kind: str, namespace: str, name: str) -> Any:
-        entity = queries.entity_by_name(kind, namespace, name)
-        if entity is None:
-            return backstage_error(
-                404, "NotFoundError", f"No entity named '{kind}:{namespace}/{name}' found"
-            )
-        return entity
-
-    @router.get("/api/catalog/locations", response_model=list[LocationEnvelope], tags=["catalog"])
-    def locations() -> list[LocationEnvelope]:
-        return [LocationEnvelope(data=data) for data in queries.locations()]
-
+    # /api/catalog/... (entities, locations, facets, ...) is served by catalog_api.py.
     return router
 
 
@@ -98,6 +144,14 @@ def install_error_handlers(app: FastAPI) -> None:
     def _invalid(_request: Request, exc: InvalidQuery) -> JSONResponse:
         return JSONResponse(
             status_code=400, content={"error": str(exc), "parameter": exc.parameter}
+        )
+
+    @app.exception_handler(StoreUnavailable)
+    def _store_unavailable(_request: Request, exc: StoreUnavailable) -> JSONResponse:
+        return JSONResponse(
+            status_code=503,
+            content={"error": f"The catalog store is unavailable right now: {exc}"},
+            headers={"Retry-After": "5"},
         )
 
     @app.exception_handler(IndexUnavailable)

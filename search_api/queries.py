@@ -2,18 +2,36 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from services.index.port import SearchIndex, SearchPage, SearchQuery, SortOrder, Suggestion
 from services.model.catalog import LocationRecord, StoredEntity
 from services.model.entity import Entity, ProcessingError, Relation
-from services.store.port import CatalogStore
+from services.store.catalog_query import (
+    EntityFilter,
+    EntityList,
+    EntityListRequest,
+    EntityPage,
+    EntityPageRequest,
+    FacetCount,
+)
+from services.store.port import CatalogStore, RepositoryState
 
 
 class CatalogQueries:
     def __init__(self, store: CatalogStore, index: SearchIndex) -> None:
         self._store = store
         self._index = index
+        # What other read modules add to a single entity's answer (deployments_api.py:
+        # its environments and links to its deployments and pipeline runs).
+        self.entity_decorators: list[Callable[[dict[str, Any]], dict[str, Any]]] = []
+
+    def decorate_entity(self, entity: dict[str, Any]) -> dict[str, Any]:
+        for decorate in self.entity_decorators:
+            entity = decorate(entity)
+        return entity
 
     def search(
         self,
@@ -22,9 +40,18 @@ class CatalogQueries:
         limit: int,
         cursor: str | None,
         sort: SortOrder,
+        *,
+        highlight: bool = False,
     ) -> SearchPage:
         return self._index.search(
-            SearchQuery(text=text, filters=filters, limit=limit, cursor=cursor, sort=sort)
+            SearchQuery(
+                text=text,
+                filters=filters,
+                limit=limit,
+                cursor=cursor,
+                sort=sort,
+                highlight=highlight,
+            )
         )
 
     def suggest(self, prefix: str, limit: int) -> list[Suggestion]:
@@ -41,6 +68,42 @@ class CatalogQueries:
         self._store.count_entities()
         self._index.count()
         return True
+
+    # --- the Backstage-compatible catalog API (search_api/catalog_api.py) -------------
+
+    def stored_entity(self, ref: str) -> StoredEntity | None:
+        return self._store.get_entity(ref)
+
+    def stored_entity_by_uid(self, uid: str) -> StoredEntity | None:
+        return self._store.get_entity_by_uid(uid)
+
+    def list_entities(self, request: EntityListRequest) -> EntityList:
+        return self._store.list_entities(request)
+
+    def stream_entities(self, request: EntityListRequest) -> Iterator[StoredEntity]:
+        return self._store.stream_entities(request)
+
+    def query_entities(self, request: EntityPageRequest) -> EntityPage:
+        return self._store.query_entities(request)
+
+    def entities_by_refs(
+        self, refs: Sequence[str], entity_filter: EntityFilter | None = None
+    ) -> dict[str, StoredEntity]:
+        return self._store.get_entities(refs, entity_filter)
+
+    def entity_facets(
+        self, facets: Sequence[str], entity_filter: EntityFilter | None = None
+    ) -> dict[str, list[FacetCount]]:
+        return self._store.entity_facets(facets, entity_filter)
+
+    def location_records(self) -> list[LocationRecord]:
+        return self._store.list_locations()
+
+    def location_record(self, location_id: str) -> LocationRecord | None:
+        return self._store.get_location(location_id)
+
+    def repository(self, key: str) -> RepositoryState | None:
+        return self._store.get_repository(key)
 
 
 def backstage_entity(stored: StoredEntity) -> dict[str, Any]:
@@ -66,5 +129,12 @@ def location_data(location: LocationRecord) -> dict[str, Any]:
         "commit": location.commit,
         "processedAt": location.processed_at.isoformat() if location.processed_at else None,
         "entityRefs": location.entity_refs,
+        "entityRef": generated_location_ref(location.type, location.target),
         "errors": [e.model_dump(mode="json", exclude_none=True) for e in location.errors],
     }
+
+
+def generated_location_ref(location_type: str, target: str) -> str:
+    """The ref Backstage gives a registered location's own Location entity."""
+    digest = hashlib.sha1(f"{location_type}:{target}".encode()).hexdigest()
+    return f"location:default/generated-{digest}"

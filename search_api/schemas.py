@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
+
+
+class DeployedEnvironmentItem(BaseModel):
+    """What an entity runs in one environment (times are Unix seconds)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    environment: str
+    version: str | None
+    deployed_at: float | None
+    last_status: str
+    last_version: str | None
+    last_at: float
 
 
 class SearchItem(BaseModel):
@@ -20,6 +33,12 @@ class SearchItem(BaseModel):
     lifecycle: str | None
     tags: list[str]
     score: float
+    updated_at: float = 0.0
+    # With `highlight=true`: per field (name, title, description, tags, definition),
+    # HTML-escaped text with the matched words in <em>...</em>.
+    highlights: dict[str, list[str]] = {}
+    # Per environment: the version running there and how its newest deployment went.
+    deployments: list[DeployedEnvironmentItem] = []
 
 
 class FacetValue(BaseModel):

@@ -61,6 +61,9 @@ def serve(settings: Settings, roles: set[str], *, demo: bool, log_level: str) ->
     include: list[Callable[[FastAPI], None]] = []
     runner: EmbeddedRunner | None = None
     queries = CatalogQueries(adapters.store, adapters.index)
+    from services.wiring import add_ci_cd
+
+    ci_cd = add_ci_cd(settings, roles, adapters.log, queries, include)
     if "ingest" in roles:
         router = create_ingest_router(settings.webhooks, adapters.log)
         include.append(lambda app: app.include_router(router))
@@ -80,6 +83,7 @@ def serve(settings: Settings, roles: set[str], *, demo: bool, log_level: str) ->
             build_descriptor_processor(settings, adapters),
             resync_interval=settings.git.resync_interval_seconds,
             descriptor_workers=settings.git.descriptor_workers,
+            deployments=ci_cd.processor,
         )
 
     def ready() -> bool:
@@ -88,6 +92,7 @@ def serve(settings: Settings, roles: set[str], *, demo: bool, log_level: str) ->
     def stop() -> None:
         if runner is not None:
             runner.stop()
+        ci_cd.close()
         adapters.close()
 
     app = create_http_app(
@@ -126,12 +131,14 @@ def serve(settings: Settings, roles: set[str], *, demo: bool, log_level: str) ->
     ]
     if "ingest" in roles:
         lines.append(f"  webhooks:  POST {base}/webhooks/{{github,gitlab,gitea,forgejo,bitbucket}}")
+        lines.append(f"  CI/CD:     POST {base}/events/cdevents, POST {base}/api/deployments")
     if "api" in roles:
         lines += [
             f"  search:    {base}/api/search?q=payment",
             f"  facets:    {base}/api/search?kind=component&owner=team-payments",
             f"  entity:    {base}/api/catalog/entities/by-name/component/default/payments-api",
             f"  locations: {base}/api/catalog/locations",
+            f"  deployed:  {base}/api/deployments?environment=production",
         ]
     lines.append(f"  API docs:  {base}/docs    health: {base}/readyz")
     print("\n".join(lines), flush=True)
@@ -267,6 +274,9 @@ def cmd_db(args: argparse.Namespace) -> int:
         if before == head:
             print(f"{before} (head)")
             return 0
+        if before is not None and before not in schema.known_revisions():
+            print(f"{before} (unknown to this Cairn, whose head is {head}: a newer one migrated)")
+            return 1
         print(f"{before or 'none'} (head is {head}: run `cairn db upgrade`)")
         return 1
     after = schema.upgrade(url)
@@ -274,6 +284,34 @@ def cmd_db(args: argparse.Namespace) -> int:
         print(f"cairn: {where} is already at {after} (head)")
     else:
         print(f"cairn: {where} upgraded from {before or 'an empty schema'} to {after} (head)")
+    return 0
+
+
+def cmd_reindex(args: argparse.Namespace) -> int:
+    from services.index.port import IndexUnavailable
+    from services.index.reindex import reindex
+    from services.wiring import build_index, build_store
+
+    settings = _settings(args)
+    store, index = build_store(settings), build_index(settings)
+    total = store.count_entities()
+
+    def progress(done: int) -> None:
+        if done % 10_000 < args.batch_size or done == total:
+            print(f"cairn: {done}/{total} entities written", file=sys.stderr, flush=True)
+
+    try:
+        result = reindex(store, index, batch_size=args.batch_size, progress=progress)
+    except IndexUnavailable as exc:
+        print(f"cairn: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        index.close()
+        store.close()
+    print(
+        f"cairn: reindexed {result.documents} entities in {result.seconds:.1f}s; "
+        f"{result.description}"
+    )
     return 0
 
 
@@ -306,6 +344,13 @@ def build_parser() -> argparse.ArgumentParser:
     resync.add_argument("--data-dir", type=Path, help="where state is kept (default ./.cairn)")
     resync.add_argument("--repository", help="one repository key, e.g. github.com/acme/payments")
     resync.set_defaults(func=cmd_resync)
+    reindex = commands.add_parser(
+        "reindex",
+        help="rebuild the search index from the store while searches go on (no downtime)",
+    )
+    reindex.add_argument("--data-dir", type=Path, help="where state is kept (default ./.cairn)")
+    reindex.add_argument("--batch-size", type=int, default=1000, help="entities per bulk write")
+    reindex.set_defaults(func=cmd_reindex)
     topics = commands.add_parser(
         "topics", help="create the Kafka topics that are missing (idempotent)"
     )

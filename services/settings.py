@@ -25,7 +25,19 @@ class AdapterSettings(BaseSettings):
     data_dir: Path = Path(".cairn")
     kafka_bootstrap: str | None = None
     database_url: SecretStr | None = None
+    # PostgreSQL connections per process: at most pool size + overflow, so the sum over
+    # every Cairn process must stay under the server's max_connections.
+    database_pool_size: int = Field(default=5, ge=1)
+    database_max_overflow: int = Field(default=10, ge=0)
+    database_pool_timeout_seconds: float = Field(default=30.0, gt=0)
+    database_connect_timeout_seconds: float = Field(default=10.0, gt=0)
     opensearch_url: str | None = None
+    # The OpenSearch alias searched (physical indexes are `<alias>-v<N>-<stamp>`), and how
+    # often it refreshes: a change is searchable within about this long.
+    opensearch_index: str = Field(
+        default="cairn-entities", pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=100
+    )
+    opensearch_refresh_interval: str = Field(default="1s", pattern=r"^[0-9]+(ms|s)$")
     topic_partitions: int = Field(default=12, ge=1)
     topic_replication: int = Field(default=1, ge=1)
 
@@ -78,6 +90,18 @@ class WebhookSettings(BaseSettings):
     def bitbucket_secrets(self) -> list[bytes]:
         """Every configured Bitbucket Cloud webhook secret (HMAC key of `X-Hub-Signature`)."""
         return _split_secrets(self.bitbucket_webhook_secret)
+
+    # CI/CD receivers: bearer tokens, comma-separated so a token can be rotated.
+    deployments_token: SecretStr | None = None
+    cdevents_token: SecretStr | None = None
+
+    def deployments_tokens(self) -> list[bytes]:
+        """Tokens of `POST /api/deployments` (`Authorization: Bearer <token>`)."""
+        return _split_secrets(self.deployments_token)
+
+    def cdevents_tokens(self) -> list[bytes]:
+        """Tokens of `POST /events/cdevents` (`Authorization: Bearer <token>`)."""
+        return _split_secrets(self.cdevents_token)
 
 
 def _split_secrets(value: SecretStr | None) -> list[bytes]:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
+from services.model.ci_events import CiEventReceived, DeploymentRecorded
 from services.model.events import DeadLettered, EntityChanged, GitEventReceived
 
 
@@ -18,11 +19,13 @@ class Topic:
 
 
 GIT_EVENTS = Topic("cairn.git.events", "repository key (host/owner/name)", GitEventReceived)
-CI_EVENTS = Topic("cairn.ci.events", "repository key or entity ref", None)
+CI_EVENTS = Topic(
+    "cairn.ci.events", "repository key, entity ref or the subject named", CiEventReceived
+)
 ENTITY_CHANGES = Topic(
     "cairn.entity.changes", "entity ref (kind:namespace/name)", EntityChanged, compacted=True
 )
-DEPLOYMENTS = Topic("cairn.deployments", "entity ref", None)
+DEPLOYMENTS = Topic("cairn.deployments", "entity ref", DeploymentRecorded)
 DEAD_LETTERS = Topic("cairn.dead-letters", "as the source", DeadLettered)
 
 ALL_TOPICS = (GIT_EVENTS, CI_EVENTS, ENTITY_CHANGES, DEPLOYMENTS, DEAD_LETTERS)

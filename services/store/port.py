@@ -20,6 +20,14 @@ from typing import Protocol
 
 from services.model.catalog import DesiredLocation, LocationRecord, OwnershipPlan, StoredEntity
 from services.model.events import EntityChanged, Repository
+from services.store.catalog_query import (
+    EntityFilter,
+    EntityList,
+    EntityListRequest,
+    EntityPage,
+    EntityPageRequest,
+    FacetCount,
+)
 
 
 @dataclass(frozen=True)
@@ -35,9 +43,16 @@ class RepositoryState:
     clone_url: str
     html_url: str
     default_branch: str
+    provider: str
     status: str
     commit: str | None
     processed_at: datetime | None
+
+
+class StoreUnavailable(ConnectionError):
+    """The store's database cannot be reached (refused, timed out, login or database
+    rejected, or the connection dropped). The message names the database (without its
+    password) and says what to check; the caller may retry later."""
 
 
 class CatalogStore(Protocol):
@@ -52,6 +67,29 @@ class CatalogStore(Protocol):
     def iter_entities(self, batch_size: int = 1000) -> Iterator[StoredEntity]: ...
 
     def count_entities(self) -> int: ...
+
+    # The Backstage-compatible catalog API's reads (services/store/catalog_query.py says
+    # what each request means). Filters match the search rows written with each entity.
+
+    def list_entities(self, request: EntityListRequest) -> EntityList: ...
+
+    def stream_entities(self, request: EntityListRequest) -> Iterator[StoredEntity]:
+        """Every match of `request` in its order, read in batches (no limit)."""
+        ...
+
+    def query_entities(self, request: EntityPageRequest) -> EntityPage: ...
+
+    def get_entities(
+        self, refs: Sequence[str], entity_filter: EntityFilter | None = None
+    ) -> dict[str, StoredEntity]:
+        """The entities of these refs that exist (and match), keyed by lower-cased ref."""
+        ...
+
+    def entity_facets(
+        self, facets: Sequence[str], entity_filter: EntityFilter | None = None
+    ) -> dict[str, list[FacetCount]]:
+        """Per lower-cased facet key: its values with counts, most frequent first."""
+        ...
 
     def list_locations(self) -> list[LocationRecord]: ...
 

@@ -2,13 +2,33 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, delete, event, func, insert, inspect, or_, select
+from sqlalchemy import (
+    Column,
+    Engine,
+    Table,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    inspect,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql import sqltypes
+from sqlalchemy.sql.elements import TextClause
+from sqlalchemy.types import TypeDecorator
 
 from services.model.catalog import (
     DesiredLocation,
@@ -20,6 +40,7 @@ from services.model.catalog import (
     ref_key,
 )
 from services.model.events import ErrorRecord, RelationRecord, Repository
+from services.store import schema
 from services.store.catalog_queries import SqlEntityQueries
 from services.store.catalog_query import (
     EntityFilter,
@@ -46,9 +67,47 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(frozen=True)
+class PoolOptions:
+    """The connections one store keeps to PostgreSQL (SQLite ignores these).
+
+    Every process holds at most `size + max_overflow` connections; with several processors
+    and api replicas that sum must stay under the server's `max_connections`.
+    """
+
+    size: int = 5
+    max_overflow: int = 10
+    timeout_seconds: float = 30.0  # waiting for a free connection of the pool
+    connect_timeout_seconds: float = 10.0  # opening one
+
+
+# PostgreSQL errors that only say another transaction got there first: the work is redone.
+_RACES = {
+    "23505": "unique_violation",
+    "40001": "serialization_failure",
+    "40P01": "deadlock_detected",
+}
+_RECONCILE_ATTEMPTS = 5
+
+
+def _postgres_engine(url: str, pool: PoolOptions) -> Engine:
+    engine = create_engine(
+        url,
+        # A connection the server dropped (restart, idle timeout) is replaced, not handed out.
+        pool_pre_ping=True,
+        pool_size=pool.size,
+        max_overflow=pool.max_overflow,
+        pool_timeout=pool.timeout_seconds,
+        connect_args={
+            "connect_timeout": max(2, round(pool.connect_timeout_seconds)),
+            "application_name": "cairn",
+        },
+    )
+    schema.map_connection_errors(engine)
+    return engine
+
+
 def _make_engine(url: str, *, immediate: bool) -> Engine:
-    if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
     engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
@@ -70,20 +129,39 @@ def _make_engine(url: str, *, immediate: bool) -> Engine:
 
 
 class SqlCatalogStore:
-    def __init__(self, url: str) -> None:
-        self.url = url
+    """The catalog store on a SQL database (see port.py for the contract).
+
+    SQLite: one writer at a time (`BEGIN IMMEDIATE`), readers on their own connections.
+    PostgreSQL: a pool of connections (`pool`); concurrent writers are made safe by the
+    database itself: the projection's version check is inside its upsert, and ownership
+    races end in a unique-key violation that makes the loser redo its reconcile and see
+    the winner's claim. Connection failures raise `StoreUnavailable`.
+    """
+
+    def __init__(self, url: str, pool: PoolOptions | None = None) -> None:
         self._dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
-        self._write_engine = _make_engine(url, immediate=True)
-        self._read_engine = (
-            _make_engine(url, immediate=False) if self._dialect == "sqlite" else self._write_engine
-        )
+        if self._dialect == "sqlite":
+            self.url = url
+            self._write_engine = _make_engine(url, immediate=True)
+            self._read_engine = _make_engine(url, immediate=False)
+        else:
+            self.url = schema.database_url(url)
+            self._write_engine = _postgres_engine(self.url, pool or PoolOptions())
+            self._read_engine = self._write_engine
         self._write = sessionmaker(self._write_engine, expire_on_commit=False)
         self._read = sessionmaker(self._read_engine, expire_on_commit=False)
         self._queries = SqlEntityQueries(self._read, self._load_entities)
 
     def create_schema(self) -> None:
+        """PostgreSQL: apply the Alembic migrations (what `cairn db upgrade` does; safe when
+        several processes start at once). SQLite: create the tables tables.py declares, as
+        the embedded store always has (its files need no migration history).
+        """
         had_search = inspect(self._write_engine).has_table(SearchRow.__tablename__)
-        Base.metadata.create_all(self._write_engine)
+        if self._dialect == "postgresql":
+            schema.upgrade(self._write_engine)
+        else:
+            Base.metadata.create_all(self._write_engine)
         if not had_search:
             self._rebuild_search()
 
@@ -139,28 +217,41 @@ class SqlCatalogStore:
             }
             if not chosen:
                 return 0
-            keys = list(chosen)
-            session.execute(delete(RelationRow).where(RelationRow.origin_key.in_(keys)))
-            session.execute(delete(SearchRow).where(SearchRow.ref_key.in_(keys)))
-            upsert = self._insert(EntityRow)
-            upsert = upsert.on_conflict_do_update(
-                index_elements=[EntityRow.ref_key],
-                set_={
-                    column.name: upsert.excluded[column.name]
-                    for column in EntityRow.__table__.columns
-                    if column.name != "ref_key"
-                },
-                # Guards concurrent writers too: only a newer version replaces a row.
-                where=EntityRow.version < upsert.excluded.version,
-            )
-            session.execute(upsert, [_entity_values(key, c) for key, c in chosen.items()])
-            relations = [row for key, c in chosen.items() for row in _relation_values(key, c)]
-            if relations:
-                session.execute(self._insert(RelationRow).on_conflict_do_nothing(), relations)
-            search = [row for key, c in chosen.items() for row in _search_values(key, c)]
-            if search:
-                session.execute(insert(SearchRow), search)
-        return len(chosen)
+            # The entity rows first: the version check is inside the upsert, so a concurrent
+            # writer of the same ref waits on its row and only a newer version replaces it,
+            # whatever order the two commit in. Relations and search rows are then rewritten
+            # only for the refs this statement wrote (their rows stay locked until commit).
+            # Sorted, so two batches lock rows in the same order and cannot deadlock.
+            entities = [_entity_values(key, chosen[key]) for key in sorted(chosen)]
+            if self._dialect == "postgresql":
+                written = sorted(_pg_insert(session, EntityRow, entities, _PG_NEWER_ENTITY))
+            else:
+                upsert = self._insert(EntityRow)
+                upsert = upsert.on_conflict_do_update(
+                    index_elements=[EntityRow.ref_key],
+                    set_={
+                        column.name: upsert.excluded[column.name]
+                        for column in EntityRow.__table__.columns
+                        if column.name != "ref_key"
+                    },
+                    where=EntityRow.version < upsert.excluded.version,
+                ).returning(EntityRow.ref_key)
+                written = sorted(session.scalars(upsert, entities))
+            if not written:
+                return 0
+            session.execute(delete(RelationRow).where(RelationRow.origin_key.in_(written)))
+            session.execute(delete(SearchRow).where(SearchRow.ref_key.in_(written)))
+            relations = [row for key in written for row in _relation_values(key, chosen[key])]
+            search = [row for key in written for row in _search_values(key, chosen[key])]
+            if self._dialect == "postgresql":
+                _pg_insert(session, RelationRow, relations, "ON CONFLICT DO NOTHING")
+                _pg_insert(session, SearchRow, search)
+            else:
+                if relations:
+                    session.execute(self._insert(RelationRow).on_conflict_do_nothing(), relations)
+                if search:
+                    session.execute(insert(SearchRow), search)
+        return len(written)
 
     # --- reads ----------------------------------------------------------------------
 
@@ -321,10 +412,47 @@ class SqlCatalogStore:
         emit: Callable[[OwnershipPlan], None],
         previous_key: str | None = None,
     ) -> OwnershipPlan:
+        emitted = False
+
+        def emit_once(plan: OwnershipPlan) -> None:
+            nonlocal emitted
+            emitted = True
+            emit(plan)
+
+        for attempt in range(1, _RECONCILE_ATTEMPTS + 1):
+            try:
+                return self._reconcile_once(
+                    repository, status, commit, desired, keep, emit_once, previous_key
+                )
+            except DBAPIError as exc:
+                # Another reconcile claimed one of these refs (or locations) first, or
+                # PostgreSQL broke a deadlock: redo the work, which now sees the winner's
+                # claim and records a conflict. Nothing was published by the failed attempt:
+                # its writes are flushed before `emit` is called.
+                race = getattr(exc.orig, "sqlstate", None) in _RACES
+                if emitted or not race or attempt == _RECONCILE_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _reconcile_once(
+        self,
+        repository: Repository,
+        status: str,
+        commit: str | None,
+        desired: list[DesiredLocation],
+        keep: set[str],
+        emit: Callable[[OwnershipPlan], None],
+        previous_key: str | None,
+    ) -> OwnershipPlan:
         keys = [repository.key] + ([previous_key] if previous_key else [])
         with self._write.begin() as session:
+            # Rows are locked in key order (here and below) so concurrent reconciles that
+            # touch the same owners queue up instead of deadlocking.
             existing = session.scalars(
-                select(LocationRow).where(LocationRow.repository_key.in_(keys)).with_for_update()
+                select(LocationRow)
+                .where(LocationRow.repository_key.in_(keys))
+                .order_by(LocationRow.id)
+                .with_for_update()
             ).all()
             location_ids = {row.id for row in existing} | {d.id for d in desired}
             wanted_keys = [ref_key(ref) for d in desired for ref in d.entity_etags]
@@ -333,6 +461,7 @@ class SqlCatalogStore:
                 .where(
                     or_(OwnerRow.location_id.in_(location_ids), OwnerRow.ref_key.in_(wanted_keys))
                 )
+                .order_by(OwnerRow.ref_key)
                 .with_for_update()
             ).all()
             current = {
@@ -342,12 +471,23 @@ class SqlCatalogStore:
             plan = plan_ownership(location_ids, desired, current, keep)
             if plan.released:
                 session.execute(delete(OwnerRow).where(OwnerRow.ref_key.in_(plan.released)))
-            for key, owner in plan.owners.items():
-                session.merge(
-                    OwnerRow(
-                        ref_key=key, ref=owner.ref, location_id=owner.location_id, etag=owner.etag
+            held = {row.ref_key: row for row in owner_rows}
+            for key, owner in sorted(plan.owners.items()):
+                claimed = held.get(key)
+                if claimed is None:
+                    # A new claim is an INSERT, never a merge: a claim another reconcile
+                    # committed meanwhile must fail on the primary key, not be overwritten.
+                    session.add(
+                        OwnerRow(
+                            ref_key=key,
+                            ref=owner.ref,
+                            location_id=owner.location_id,
+                            etag=owner.etag,
+                        )
                     )
-                )
+                else:
+                    claimed.ref, claimed.location_id = owner.ref, owner.location_id
+                    claimed.etag = owner.etag
             desired_ids = {d.id for d in desired}
             for row in existing:
                 if row.id not in desired_ids:
@@ -379,13 +519,81 @@ class SqlCatalogStore:
                         clone_url=repository.clone_url,
                         html_url=repository.html_url,
                         default_branch=repository.default_branch,
+                        provider=repository.provider,
                         status=status,
                         commit=commit,
                         processed_at=processed_at,
                     )
                 )
+            # Written before publishing: a claim that loses a race fails here, unpublished.
+            session.flush()
             emit(plan)
         return plan
+
+
+# PostgreSQL bulk writes: one `INSERT ... SELECT FROM jsonb_to_recordset(<the rows>)` per
+# batch. The statement is the same whatever the row count (parsed once) and the rows travel
+# as one JSON document, encoded by the json module's C code: several times faster than
+# executemany, a multi-row VALUES list or per-column arrays (whose text escaping cost more
+# than the database's work). Rows are inserted in the order given.
+_PG_RECORD_TYPES: tuple[tuple[type[Any], str], ...] = (
+    (sqltypes.Boolean, "boolean"),
+    (sqltypes.BigInteger, "bigint"),
+    (sqltypes.Integer, "integer"),
+    (sqltypes.DateTime, "timestamptz"),
+    (sqltypes.JSON, "jsonb"),
+    (sqltypes.String, "text"),
+)
+_PG_NEWER_ENTITY = (
+    "ON CONFLICT (ref_key) DO UPDATE SET "
+    + ", ".join(
+        f'"{column.name}" = EXCLUDED."{column.name}"'
+        for column in EntityRow.__table__.columns
+        if column.name != "ref_key"
+    )
+    + " WHERE entities.version < EXCLUDED.version RETURNING ref_key"
+)
+
+
+def _pg_record_type(column: Column[Any]) -> str:
+    kind = column.type
+    if isinstance(kind, TypeDecorator):
+        kind = kind.impl_instance
+    for python_type, name in _PG_RECORD_TYPES:
+        if isinstance(kind, python_type):
+            return name
+    raise TypeError(f"No PostgreSQL record type for column {column} ({kind!r}).")
+
+
+@functools.cache
+def _pg_insert_statement(table: Table, columns: tuple[str, ...], suffix: str) -> TextClause:
+    named = ", ".join(f'"{name}"' for name in columns)
+    record = ", ".join(f'"{name}" {_pg_record_type(table.c[name])}' for name in columns)
+    return text(
+        f'INSERT INTO "{table.name}" ({named}) SELECT {named} '
+        f"FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r({record}) {suffix}"
+    )
+
+
+def _json_value(value: object) -> str:
+    if isinstance(value, datetime):  # a naive time is UTC, as UtcDateTime reads it
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+    raise TypeError(f"Cannot write {type(value).__name__} into a PostgreSQL row.")
+
+
+def _pg_insert(
+    session: Session, row_class: type[Base], rows: list[dict[str, Any]], suffix: str = ""
+) -> list[Any]:
+    """Insert `rows` (dicts of column values, all with the same keys) into `row_class`'s
+    table; returns what the suffix's RETURNING clause names, if any."""
+    if not rows:
+        return []
+    table = row_class.__table__
+    assert isinstance(table, Table)
+    statement = _pg_insert_statement(table, tuple(rows[0]), suffix)
+    encoded = json.dumps(rows, default=_json_value, separators=(",", ":"))
+    result = session.execute(statement, {"rows": encoded})
+    return list(result.scalars()) if "RETURNING" in suffix else []
 
 
 def _entity_values(key: str, change: VersionedChange) -> dict[str, Any]:
@@ -467,6 +675,7 @@ def _to_repository(row: RepositoryRow) -> RepositoryState:
         clone_url=row.clone_url,
         html_url=row.html_url,
         default_branch=row.default_branch,
+        provider=row.provider,
         status=row.status,
         commit=row.commit,
         processed_at=row.processed_at,

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from services.demo.github_payloads import GitHubRepoInfo
+from tests.support.distributed import Installations
 from tests.support.gitrepo import GitRepo
 from tests.support.server import CairnProcess
 
@@ -59,15 +60,33 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     return Workspace(root=root, git_config=config)
 
 
+@pytest.fixture(scope="module", params=["embedded", "distributed"])
+def deployment(request: pytest.FixtureRequest) -> Iterator[Installations | None]:
+    """Every scenario runs on the embedded default and on the distributed stack (Kafka,
+    PostgreSQL): one installation (Kafka namespace + database) per data dir."""
+    if request.param == "embedded":
+        yield None
+        return
+    installations = Installations()
+    yield installations
+    installations.close()
+
+
 @pytest.fixture(scope="module")
 def start_cairn(
-    workspace: Workspace, tmp_path_factory: pytest.TempPathFactory
+    workspace: Workspace,
+    tmp_path_factory: pytest.TempPathFactory,
+    deployment: Installations | None,
 ) -> Iterator[Callable[..., CairnProcess]]:
     started: list[CairnProcess] = []
 
     def start(data_dir: Path | None = None, **kwargs: object) -> CairnProcess:
+        data_dir = data_dir or tmp_path_factory.mktemp("cairn") / "data"
+        if deployment is not None:
+            extra_env = dict(kwargs.pop("extra_env", None) or {})  # type: ignore[call-overload]
+            kwargs["extra_env"] = {**deployment.get(data_dir).env, **extra_env}
         process = CairnProcess(
-            data_dir=data_dir or tmp_path_factory.mktemp("cairn") / "data",
+            data_dir=data_dir,
             secret=secrets.token_hex(16),
             git_config=workspace.git_config,
             **kwargs,  # type: ignore[arg-type]
@@ -81,5 +100,16 @@ def start_cairn(
 
 
 @pytest.fixture(scope="module")
-def cairn(start_cairn: Callable[..., CairnProcess]) -> CairnProcess:
-    return start_cairn()
+def cairn(
+    start_cairn: Callable[..., CairnProcess], deployment: Installations | None
+) -> Iterator[CairnProcess]:
+    process = start_cairn()
+    if deployment is None:
+        yield process
+        return
+    # A command the test runs itself (`cairn resync ...`) reaches this Cairn's Kafka
+    # namespace and database, as it would for an operator who exported its settings.
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in deployment.get(process.data_dir).env.items():
+            patch.setenv(name, value)
+        yield process

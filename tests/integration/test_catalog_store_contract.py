@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 import pytest
 
 from services.model.catalog import DesiredLocation, OwnershipPlan, location_id
@@ -139,3 +141,18 @@ def test_a_failed_emit_saves_no_state(catalog_store) -> None:
     assert catalog_store.get_repository(repo.key) is None
     plan = catalog_store.reconcile_repository(repo, "active", "c", [loc], set(), lambda p: None)
     assert list(plan.upserts) == [ref]
+
+
+def test_times_are_read_back_as_the_same_instant_in_utc(catalog_store) -> None:
+    ref = f"component:default/{unique('svc')}"
+    changed_at = datetime(2024, 3, 4, 10, 30, 15, 123456, tzinfo=timezone(timedelta(hours=2)))
+    change = _change(ref, "x").model_copy(update={"changed_at": changed_at})
+    catalog_store.apply_entity_changes([VersionedChange(ref, 1, change)])
+    updated_at = catalog_store.get_entity(ref).updated_at
+    assert updated_at == changed_at and updated_at.utcoffset() == timedelta(0)
+    repo = _repo(unique("r"))
+    loc = DesiredLocation(location_id(repo.html_url), "catalog-info.yaml", repo.html_url, {}, [])
+    catalog_store.reconcile_repository(repo, "active", "c", [loc], set(), lambda p: None)
+    [location] = [x for x in catalog_store.list_locations() if x.id == loc.id]
+    assert location.processed_at.utcoffset() == timedelta(0)
+    assert catalog_store.get_repository(repo.key).processed_at == location.processed_at

@@ -55,9 +55,34 @@ def test_a_poison_message_is_dead_lettered_and_processing_goes_on(tmp_path: Path
         [letter] = [DeadLettered.model_validate_json(r.value) for r in letters]
         assert letter.source_topic == GIT_EVENTS.name and letter.processor == "descriptor"
         assert letter.key == "github.com/acme/bad" and "ValidationError" in letter.error
-        assert store.get_entity("component:default/good-svc") is not None
+        wait_until(lambda: store.get_entity("component:default/good-svc"), what="the store")
     finally:
         runner.stop()
         log.close()
         store.close()
         index.close()
+
+
+def test_an_unreachable_store_is_waited_out_not_dead_lettered(tmp_path: Path) -> None:
+    from processors.embedded import ConsumerLoop, LoopSpec
+    from services.store.port import StoreUnavailable
+
+    log = SqliteEventLog(tmp_path / "log.db")
+    attempts: list[int] = []
+
+    def handle(records) -> None:
+        attempts.append(len(records))
+        if len(attempts) < 3:
+            raise StoreUnavailable("database down")
+
+    loop = ConsumerLoop(log, LoopSpec("store-projection", "g", ("t",), handle, 10))
+    loop.start()
+    try:
+        log.publish("t", "k", b"v")
+        wait_until(lambda: loop.processed == 1, what="the record processed after the outage")
+        assert attempts == [1, 1, 1]
+        assert log.consumer("dl", [DEAD_LETTERS.name]).poll(10, timeout=0.2) == []
+    finally:
+        loop.stop()
+        loop.join(5)
+        log.close()

@@ -95,9 +95,11 @@ class CairnProcess:
         except httpx.HTTPError:
             return False
 
-    def log(self) -> str:
+    def log(self, full: bool = False) -> str:
+        """The process's output: its last 4000 characters, or all of it with `full`."""
         path = self.data_dir.parent / f"cairn-{self.port}.log"
-        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return text if full else text[-4000:]
 
     def stop(self, kill: bool = False) -> None:
         if self.process is None or self.process.poll() is not None:

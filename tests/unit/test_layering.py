@@ -10,8 +10,19 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLES = ("ingest", "processors", "search_api")
-FRAMEWORKS = ("fastapi", "starlette", "sqlalchemy", "faust", "kafka", "aiokafka", "opensearchpy",
-              "uvicorn", "httpx", "alembic", "psycopg")
+FRAMEWORKS = (
+    "fastapi",
+    "starlette",
+    "sqlalchemy",
+    "faust",
+    "kafka",
+    "aiokafka",
+    "opensearchpy",
+    "uvicorn",
+    "httpx",
+    "alembic",
+    "psycopg",
+)
 
 
 def _imports(path: Path) -> set[str]:

@@ -55,6 +55,7 @@ def test_push_to_main_becomes_push_received_with_the_clone_url_from_the_html_lin
     assert (event.source, event.delivery_id, event.event_type) == ("bitbucket", "r-1", "repo:push")
     assert event.raw == payload
     assert event.repository == Repository(
+        provider="bitbucket",
         host="bitbucket.org",
         owner="acme",
         name="billing-api",

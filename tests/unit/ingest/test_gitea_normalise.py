@@ -58,6 +58,7 @@ def test_push_to_the_default_branch_becomes_push_received() -> None:
     assert (event.source, event.delivery_id, event.event_type) == ("gitea", "d-1", "push")
     assert event.raw == payload
     assert event.repository == Repository(
+        provider="gitea",
         host="codeberg.org",
         owner="acme",
         name="ledger",

@@ -1,0 +1,1 @@
+"""Alembic migrations of the catalog store; run them with `cairn db upgrade`."""
