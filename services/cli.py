@@ -57,6 +57,8 @@ def serve(settings: Settings, roles: set[str], *, demo: bool, log_level: str) ->
     from services.wiring import build_adapters, build_descriptor_processor, create_http_app
 
     demo_secret = _demo_secret(settings) if demo else None
+    if settings.adapters.kafka_bootstrap and roles & {"ingest", "processors"}:
+        _check_kafka_topics(settings)
     adapters = build_adapters(settings)
     include: list[Callable[[FastAPI], None]] = []
     runner: EmbeddedRunner | None = None
@@ -135,7 +137,7 @@ def serve(settings: Settings, roles: set[str], *, demo: bool, log_level: str) ->
     if "api" in roles:
         lines += [
             f"  search:    {base}/api/search?q=payment",
-            f"  facets:    {base}/api/search?kind=component&owner=team-payments",
+            f"  facets:    {base}/api/search?kind=component&owner=payments-team",
             f"  entity:    {base}/api/catalog/entities/by-name/component/default/payments-api",
             f"  locations: {base}/api/catalog/locations",
             f"  deployed:  {base}/api/deployments?environment=production",
@@ -175,6 +177,26 @@ def run_faust_processors(settings: Settings, log_level: str) -> int:
         )
 
     return run_worker(settings, open_resources, log_level)
+
+
+def _check_kafka_topics(settings: Settings) -> None:
+    """Refuse to start on a cluster without Cairn's topics; a Kafka that is down is not an
+    error here (the receivers answer 503 until it is back)."""
+    from services.bus.topics_admin import missing_topics, physical_name
+    from services.model.topics import ALL_TOPICS
+
+    names = [physical_name(settings.kafka.kafka_namespace, t.name) for t in ALL_TOPICS]
+    bootstrap = settings.adapters.kafka_bootstrap or ""
+    try:
+        absent = missing_topics(bootstrap, names, timeout=5)
+    except LogUnavailable as exc:
+        logging.getLogger("cairn").warning("%s Starting anyway.", exc)
+        return
+    if absent:
+        raise ValueError(
+            f"Topic(s) {', '.join(absent)} do not exist on {bootstrap}; "
+            "create them with `cairn topics` first."
+        )
 
 
 def _kafka_bootstrap(settings: Settings, command: str) -> str:

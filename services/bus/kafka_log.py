@@ -130,6 +130,9 @@ class KafkaEventLog:
                         # Opening finds the broker version: never wait longer than a publish.
                         bootstrap_timeout_ms=timeout_ms,
                         partitioner=CaseFoldingPartitioner(),
+                        # Topics come from `cairn topics`, with their partitions and configs;
+                        # a broker's auto-created one would have neither.
+                        allow_auto_create_topics=False,
                     )
                 except KafkaError as exc:
                     self._open_failed_at = time.monotonic()
@@ -138,8 +141,10 @@ class KafkaEventLog:
                     ) from exc
             return self._producer
 
-    def _discard_producer(self) -> None:
+    def _discard_producer(self, failed: KafkaProducer) -> None:
         with self._lock:
+            if self._producer is not failed:
+                return  # already replaced by another thread
             producer, self._producer = self._producer, None
         if producer is not None:
             try:
@@ -163,15 +168,16 @@ class KafkaEventLog:
             ]
         except MessageSizeTooLargeError:
             raise
-        except KafkaTimeoutError as exc:
-            raise LogUnavailable(
-                f"Kafka at {self.bootstrap} did not acknowledge the write within "
-                f"{self._publish_timeout:.0f} s."
-            ) from exc
         except KafkaError as exc:
-            if not exc.retriable:
-                # e.g. a fenced or out-of-sequence idempotent producer: start a fresh one.
-                self._discard_producer()
+            # The next write gets a fresh producer: after an outage kafka-python's idempotent
+            # producer can stay stuck on batches that expired (their sequence numbers are
+            # never acknowledged), and what this one still holds was reported as failed.
+            self._discard_producer(producer)
+            if isinstance(exc, KafkaTimeoutError):
+                raise LogUnavailable(
+                    f"Kafka at {self.bootstrap} did not acknowledge the write within "
+                    f"{self._publish_timeout:.0f} s."
+                ) from exc
             raise LogUnavailable(f"Kafka refused the write: {exc}") from exc
 
     def publish(
@@ -290,6 +296,7 @@ class KafkaLogConsumer:
                 retry_backoff_ms=100,
                 reconnect_backoff_max_ms=1000,
                 fetch_max_bytes=MAX_RECORD_BYTES + 64 * 1024,
+                allow_auto_create_topics=False,
                 bootstrap_timeout_ms=max(1000, int(timeout * 1000)),
             )
             # Know the topics' partitions before the first join: otherwise the first

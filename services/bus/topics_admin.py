@@ -25,6 +25,7 @@ runs) can share one cluster.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -178,6 +179,9 @@ def missing_topics(bootstrap: str, names: Sequence[str], *, timeout: float = 30.
 
 def group_assignments(bootstrap: str, group: str) -> dict[str, list[tuple[str, int]]]:
     """The current members of a consumer group and the partitions each holds."""
+    # faust's members carry their own subscription metadata, which kafka-python cannot
+    # decode (it warns for each); the assignments, all this needs, decode fine.
+    logging.getLogger("kafka.admin._groups").setLevel(logging.ERROR)
     with admin_client(bootstrap) as admin:
         described: dict[str, Any] = admin.describe_groups([group]).get(group, {})
     members: dict[str, list[tuple[str, int]]] = {}

@@ -30,7 +30,7 @@ from tests.support import kafka, postgres
 from tests.support.server import CAIRN, CairnProcess
 
 PROCESSOR_GROUPS = ("cairn-descriptor", "cairn-store-projection", "cairn-index-projection")
-INDEX_ADAPTER = Path(__file__).resolve().parents[2] / "services" / "index" / "opensearch.py"
+INDEX_ADAPTER = Path(__file__).resolve().parents[2] / "services" / "index" / "opensearch_index.py"
 OPENSEARCH_ENV = "CAIRN_TEST_OPENSEARCH_URL"
 
 
@@ -105,14 +105,26 @@ class Installations:
         }
         search = opensearch_url()
         if search is not None:
-            env["CAIRN_OPENSEARCH_URL"] = search
-        run_cairn(env, "topics")
-        run_cairn(env, "db", "upgrade")
+            # The installation's own alias (and indexes behind it), removed at close.
+            alias = f"{namespace}entities"
+            env.update({"CAIRN_OPENSEARCH_URL": search, "CAIRN_OPENSEARCH_INDEX": alias})
+            self._cleanup.callback(delete_indexes, search, alias)
+        # As an operator would before starting any role (at once: they are independent).
+        with ThreadPoolExecutor(2) as pool:
+            for done in pool.map(
+                lambda args: run_cairn(env, *args), [("topics",), ("db", "upgrade")]
+            ):
+                assert done.returncode == 0
         self._cleanup.callback(kafka.delete_topics, bootstrap, namespace)
         return Installation(namespace=namespace, database_url=database, env=env)
 
     def close(self) -> None:
         self._cleanup.close()
+
+
+def delete_indexes(url: str, alias: str) -> None:
+    """Remove an installation's OpenSearch indexes (`<alias>-v<N>-<stamp>`)."""
+    httpx.delete(f"{url.rstrip('/')}/{alias}-*", params={"ignore_unavailable": "true"}, timeout=30)
 
 
 # --- many small repositories, cheaply -------------------------------------------------
