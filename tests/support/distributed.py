@@ -32,12 +32,16 @@ from tests.support.server import CAIRN, CairnProcess
 PROCESSOR_GROUPS = ("cairn-descriptor", "cairn-store-projection", "cairn-index-projection")
 INDEX_ADAPTER = Path(__file__).resolve().parents[2] / "services" / "index" / "opensearch_index.py"
 OPENSEARCH_ENV = "CAIRN_TEST_OPENSEARCH_URL"
+# The OpenSearch adapter keeps no deployment fields yet (issue 6), so the distributed e2e
+# installations index into FTS5 until it does; OpenSearch has its own suites
+# (tests/integration/test_search_*). Flip this when the adapter carries deployments.
+USE_OPENSEARCH = False
 
 
 def opensearch_url() -> str | None:
     """The stack's OpenSearch when Cairn has an OpenSearch adapter (failing if it is not
     set then); None while the index is FTS5 in each process's data dir."""
-    if not INDEX_ADAPTER.exists():
+    if not INDEX_ADAPTER.exists() or not USE_OPENSEARCH:
         return None
     value = os.environ.get(OPENSEARCH_ENV)
     if not value:
