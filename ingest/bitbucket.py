@@ -31,8 +31,6 @@ is that address with `.git`.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -40,7 +38,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from ingest.common import Ignored, MalformedPayload, PayloadFields, Rejected
+from ingest.common import Ignored, MalformedPayload, PayloadFields, Rejected, hmac_sha256_matches
 from services.model.events import (
     CommitSeen,
     GitChange,
@@ -76,11 +74,7 @@ def verify_signature(body: bytes, header: str | None, secrets: Sequence[bytes]) 
     if match is None:
         return False
     given = match.group(1).lower()
-    valid = False
-    for secret in secrets:
-        expected = hmac.new(secret, body, hashlib.sha256).hexdigest()
-        valid |= hmac.compare_digest(expected, given)
-    return valid
+    return hmac_sha256_matches(body, given, secrets)
 
 
 class BitbucketWebhooks:

@@ -26,9 +26,11 @@ Sources whose events are not git events (CDEvents, CI systems) reuse `read_body`
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -183,6 +185,18 @@ class ReadsDeliveryHeaders(Protocol):
         payload: dict[str, Any],
         headers: Mapping[str, str],
     ) -> GitEventReceived | CiEventReceived | Ignored: ...
+
+
+def hmac_sha256_matches(body: bytes, given_hex: str, secrets: Sequence[bytes]) -> bool:
+    """Whether `given_hex` is the HMAC-SHA256 of `body` under any secret (rotation).
+
+    Every secret is compared, in constant time, so timing tells nothing about which matched.
+    """
+    valid = False
+    for secret in secrets:
+        expected = hmac.new(secret, body, hashlib.sha256).hexdigest()
+        valid |= hmac.compare_digest(expected, given_hex)
+    return valid
 
 
 def error_response(

@@ -26,8 +26,6 @@ and `repository.name`.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -35,7 +33,7 @@ from urllib.parse import parse_qs
 
 from pydantic import ValidationError
 
-from ingest.common import Ignored, MalformedPayload, PayloadFields, Rejected
+from ingest.common import Ignored, MalformedPayload, PayloadFields, Rejected, hmac_sha256_matches
 from services.model.events import (
     CommitSeen,
     GitChange,
@@ -79,11 +77,7 @@ def verify_signature(signed: bytes, header: str | None, secrets: Sequence[bytes]
     if not _SIGNATURE.fullmatch(given):
         return False
     given = given.lower()
-    valid = False
-    for secret in secrets:
-        expected = hmac.new(secret, signed, hashlib.sha256).hexdigest()
-        valid |= hmac.compare_digest(expected, given)
-    return valid
+    return hmac_sha256_matches(signed, given, secrets)
 
 
 def signed_content(body: bytes, content_type: str | None) -> bytes:

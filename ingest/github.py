@@ -24,8 +24,6 @@ hosts stay apart); a `file:` URL, as the demo repositories use, has host `localh
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -35,7 +33,7 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 
 from ingest.ci_github import CI_EVENT_TYPES, normalise_ci
-from ingest.common import Ignored, MalformedPayload, Rejected
+from ingest.common import Ignored, MalformedPayload, Rejected, hmac_sha256_matches
 from services.model.ci_events import CiEventReceived
 from services.model.events import (
     CommitSeen,
@@ -84,11 +82,7 @@ def verify_signature(body: bytes, header: str | None, secrets: Sequence[bytes]) 
     if match is None:
         return False
     given = match.group(1).lower()
-    valid = False
-    for secret in secrets:
-        expected = hmac.new(secret, body, hashlib.sha256).hexdigest()
-        valid |= hmac.compare_digest(expected, given)
-    return valid
+    return hmac_sha256_matches(body, given, secrets)
 
 
 class GitHubWebhooks:
