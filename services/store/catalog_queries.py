@@ -1,37 +1,45 @@
 """The catalog API's queries on the SQL store: filters, ordering, keyset pages, facets.
 
-SQLAlchemy core only, no dialect-specific SQL, so SQLite and PostgreSQL answer alike (the
-search table's text columns compare bytewise on both). Filters become `ref_key IN (SELECT
-... FROM entity_search ...)` subqueries, as Backstage builds them on its `search` table;
-`relations.<type>` keys are answered from the relations table. Rows never leave this
-module: callers get StoredEntity values through the store's loader.
+SQLAlchemy core only, on plain connections, so SQLite and PostgreSQL answer alike (the
+search table's text columns compare bytewise on both; the only dialect-specific SQL is a
+collation that lets PostgreSQL use its indexes, see _SearchCollation). Filters become
+`ref_key IN (SELECT ... FROM entity_search ...)` subqueries, as Backstage builds them on its
+`search` table; `relations.<type>` keys are answered from the relations table. Totals are
+counted on search rows where they can be (see _count_on_search_rows). Rows never leave
+this module: callers get StoredEntity values from entity_rows.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Connection,
+    Engine,
     Select,
     and_,
     case,
+    exists,
     false,
     func,
+    literal_column,
     not_,
     or_,
     select,
     true,
 )
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import Session, aliased, sessionmaker
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.types import String
 
 from services.model.catalog import StoredEntity, ref_key
 from services.store.catalog_query import (
     AllOf,
+    AnyOf,
     EntityFilter,
     EntityList,
     EntityListRequest,
@@ -39,38 +47,49 @@ from services.store.catalog_query import (
     EntityPageRequest,
     FacetCount,
     FieldMatch,
+    FullTextFilter,
     Not,
     SortValues,
 )
+from services.store.entity_rows import LOAD_BATCH, load_entities
+from services.store.entity_search import SINGLE_ROW_KEYS
 from services.store.tables import EntityRow, RelationRow, SearchRow
 
 RELATIONS_PREFIX = "relations."
-LOAD_BATCH = 500
-
-Loader = Callable[[Session, Sequence[EntityRow]], list[StoredEntity]]
 
 # SQLite's planner (no statistics) drives a filtered page from the filter's IN list and sorts
 # every match, even when thousands match and the uid index could be walked in order. When
 # a filter matches at least this many entities, and a twentieth of the catalog, SQLite is
-# told not to drive from it (PostgreSQL plans with statistics and is left alone).
+# told to walk the uid index instead, testing each entity with a correlated EXISTS
+# (PostgreSQL plans with statistics and is left alone).
 BROAD_MATCHES = 2000
 
 
-class _Unindexed(FunctionElement[Any]):
-    """A column SQLite must not use an index for (`+column`); the plain column elsewhere."""
+class _SearchCollation(FunctionElement[str]):
+    """A ref key compared in the collation of the search and relations tables' keys.
 
-    name = "unindexed"
+    On PostgreSQL `entities.ref_key` is byte-ordered (collation "C") and those keys are not:
+    an equality between the two has no collation, so PostgreSQL cannot look the key up in
+    their indexes and hashes every match instead (a page of a broad filter then reads the
+    whole catalog). Elsewhere, the plain column.
+    """
+
+    name = "search_collation"
+    type = String()
     inherit_cache = True
 
 
-@compiles(_Unindexed)
-def _plain_column(element: _Unindexed, compiler: SQLCompiler, **kw: Any) -> str:
+@compiles(_SearchCollation)
+def _plain_key(element: _SearchCollation, compiler: SQLCompiler, **kw: Any) -> str:
     return compiler.process(element.clauses, **kw)
 
 
-@compiles(_Unindexed, "sqlite")
-def _unindexed_column(element: _Unindexed, compiler: SQLCompiler, **kw: Any) -> str:
-    return "+" + compiler.process(element.clauses, **kw)
+@compiles(_SearchCollation, "postgresql")
+def _default_collation_key(element: _SearchCollation, compiler: SQLCompiler, **kw: Any) -> str:
+    return f'({compiler.process(element.clauses, **kw)} COLLATE "default")'
+
+
+ENTITY_KEY: Any = _SearchCollation(EntityRow.ref_key)
 
 
 def _like_prefix(prefix: str) -> str:
@@ -78,7 +97,8 @@ def _like_prefix(prefix: str) -> str:
     return f"{escaped}%"
 
 
-def _match_subquery(match: FieldMatch) -> Select[Any]:
+def _match_rows(match: FieldMatch) -> tuple[Select[Any], Any]:
+    """The rows holding the match, and their column of entity ref keys."""
     if match.key.startswith(RELATIONS_PREFIX):
         relation_type = match.key[len(RELATIONS_PREFIX) :]
         stmt = select(RelationRow.source_key).where(func.lower(RelationRow.type) == relation_type)
@@ -87,9 +107,13 @@ def _match_subquery(match: FieldMatch) -> Select[Any]:
             stmt = stmt.where(target.in_(match.values))
         if match.prefix is not None:
             stmt = stmt.where(target.like(_like_prefix(match.prefix), escape="\\"))
-        return stmt.correlate(None)
+        return stmt, RelationRow.source_key
     search = aliased(SearchRow)
-    stmt = select(search.ref_key).where(search.key == match.key)
+    return _search_match(select(search.ref_key), search, match), search.ref_key
+
+
+def _search_match(stmt: Select[Any], search: Any, match: FieldMatch) -> Select[Any]:
+    stmt = stmt.where(search.key == match.key)
     if match.values is not None:
         if len(match.values) == 1:
             stmt = stmt.where(search.value == match.values[0])
@@ -97,7 +121,7 @@ def _match_subquery(match: FieldMatch) -> Select[Any]:
             stmt = stmt.where(search.value.in_(match.values))
     if match.prefix is not None:
         stmt = stmt.where(search.value.like(_like_prefix(match.prefix), escape="\\"))
-    return stmt.correlate(None)
+    return stmt
 
 
 def filter_condition(
@@ -105,11 +129,17 @@ def filter_condition(
 ) -> ColumnElement[bool]:
     """The filter as a condition on a column holding entity ref keys.
 
-    With `drive` False, SQLite is told not to start the query from the filter's matches.
+    With `drive` False each match is a correlated EXISTS, which SQLite tests row by row
+    instead of first collecting every match (the IN form it may start the query from).
     """
     if isinstance(node, FieldMatch):
-        column = ref_key_column if drive else _Unindexed(ref_key_column)
-        return column.in_(_match_subquery(node))
+        rows, keys = _match_rows(node)
+        if ref_key_column is EntityRow.ref_key:
+            ref_key_column = ENTITY_KEY
+        if drive:
+            matched: ColumnElement[bool] = ref_key_column.in_(rows.correlate(None))
+            return matched
+        return exists(rows.where(keys == ref_key_column))
     if isinstance(node, Not):
         return not_(filter_condition(node.item, ref_key_column, drive=drive))
     if isinstance(node, AllOf):
@@ -141,28 +171,94 @@ def _after(
     return or_(*disjuncts) if disjuncts else false()
 
 
+def _count_on_search_rows(request: EntityPageRequest) -> Select[Any] | None:
+    """The page's total counted on search rows alone, without reading an entity row.
+
+    Search rows exist only for live entities, so when every match must hold one kind of
+    search row (the full-text filter's, or a field match at the filter's top level), the
+    total is the number of such rows (or of their distinct entities) that pass the rest of
+    the request. None when there is no such match, or when a sort key that an entity may
+    have several rows of would count that entity more than once (as the page lists it).
+    """
+    sort, text = request.order, request.full_text
+    items = _conjuncts(request.filter) if request.filter is not None else []
+    rows = aliased(SearchRow, name="counted")
+    stmt: Select[Any]
+    if _text_on_sort(request):
+        assert text is not None
+        # The page's rows are these search rows, one per match (see _page_base).
+        stmt = select(func.count()).where(
+            rows.key.in_(text.fields), rows.value.like(f"%{text.term}%")
+        )
+        text = None
+    else:
+        if sort is not None and sort.field not in SINGLE_ROW_KEYS:
+            return None
+        driver = next(
+            (
+                item
+                for item in items
+                if isinstance(item, FieldMatch) and not item.key.startswith(RELATIONS_PREFIX)
+            ),
+            None,
+        )
+        if driver is not None:
+            items.remove(driver)
+            once = driver.key in SINGLE_ROW_KEYS
+            stmt = _search_match(select(), rows, driver)
+        elif text is not None:
+            once = len(text.fields) == 1 and text.fields[0] in SINGLE_ROW_KEYS
+            stmt = select().where(rows.key.in_(text.fields), rows.value.like(f"%{text.term}%"))
+            text = None
+        else:
+            return None
+        stmt = stmt.add_columns(func.count() if once else func.count(rows.ref_key.distinct()))
+    if items:
+        stmt = stmt.where(filter_condition(AllOf(tuple(items)), rows.ref_key))
+    if text is not None:
+        stmt = stmt.where(rows.ref_key.in_(_full_text_rows(text)))
+    return stmt.select_from(rows)
+
+
+def _conjuncts(node: EntityFilter) -> list[EntityFilter]:
+    """The filters that must all hold, unwrapping nested AllOf and one-item AnyOf."""
+    if isinstance(node, AllOf):
+        return [item for child in node.items for item in _conjuncts(child)]
+    if isinstance(node, AnyOf) and len(node.items) == 1:
+        return _conjuncts(node.items[0])
+    return [node]
+
+
+def _text_on_sort(request: EntityPageRequest) -> bool:
+    """Whether the full-text filter is on the sort field alone (so every match has a value)."""
+    sort, text = request.order, request.full_text
+    return sort is not None and text is not None and text.fields == (sort.field,)
+
+
+def _full_text_rows(text: FullTextFilter) -> Select[Any]:
+    words = aliased(SearchRow)
+    return (
+        select(words.ref_key)
+        .where(words.key.in_(text.fields), words.value.like(f"%{text.term}%"))
+        .correlate(None)
+    )
+
+
 class SqlEntityQueries:
-    def __init__(self, read: sessionmaker[Session], load: Loader) -> None:
-        self._read = read
-        self._load = load
+    """Reads on plain connections (no ORM session): each method is one read transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
 
     # --- loading entities in a given order --------------------------------------------
 
-    def _load_keys(self, session: Session, keys: Sequence[str]) -> list[StoredEntity]:
-        found: dict[str, StoredEntity] = {}
-        unique = list(dict.fromkeys(keys))
-        for start in range(0, len(unique), LOAD_BATCH):
-            batch = unique[start : start + LOAD_BATCH]
-            rows = session.scalars(
-                select(EntityRow).where(EntityRow.ref_key.in_(batch), EntityRow.deleted.is_(False))
-            ).all()
-            for row, entity in zip(rows, self._load(session, rows), strict=True):
-                found[row.ref_key] = entity
+    def _load_keys(self, connection: Connection, keys: Sequence[str]) -> list[StoredEntity]:
+        found = load_entities(connection, keys)
         return [found[key] for key in keys if key in found]
 
     # --- GET /entities -------------------------------------------------------------------
 
-    def _list_keys(self, session: Session, request: EntityListRequest) -> list[str]:
+    def _list_keys(self, connection: Connection, request: EntityListRequest) -> list[str]:
         stmt = select(EntityRow.ref_key).where(EntityRow.deleted.is_(False))
         if request.filter is not None:
             stmt = stmt.where(filter_condition(request.filter, EntityRow.ref_key))
@@ -173,7 +269,7 @@ class SqlEntityQueries:
                 .group_by(SearchRow.ref_key)
                 .subquery(f"order_{index}")
             )
-            stmt = stmt.outerjoin(sort, sort.c.ref_key == EntityRow.ref_key)
+            stmt = stmt.outerjoin(sort, sort.c.ref_key == ENTITY_KEY)
             value = sort.c.value
             stmt = stmt.order_by(
                 value.is_(None), value.asc() if order.order == "asc" else value.desc()
@@ -186,38 +282,31 @@ class SqlEntityQueries:
             stmt = stmt.offset(request.offset)
         if request.limit is not None:
             stmt = stmt.limit(request.limit + 1)
-        return list(session.scalars(stmt).all())
+        return list(connection.scalars(stmt).all())
 
     def list_entities(self, request: EntityListRequest) -> EntityList:
-        with self._read() as session:
-            keys = self._list_keys(session, request)
+        with self._engine.connect() as connection:
+            keys = self._list_keys(connection, request)
             has_more = request.limit is not None and len(keys) > request.limit
             if has_more:
                 keys = keys[: request.limit]
-            return EntityList(entities=self._load_keys(session, keys), has_more=has_more)
+            return EntityList(entities=self._load_keys(connection, keys), has_more=has_more)
 
     def stream_entities(self, request: EntityListRequest) -> Iterator[StoredEntity]:
         """Every match in order: the order is read at once, the entities batch by batch."""
-        with self._read() as session:
-            keys = self._list_keys(session, request)
+        with self._engine.connect() as connection:
+            keys = self._list_keys(connection, request)
         for start in range(0, len(keys), LOAD_BATCH):
-            with self._read() as session:
-                batch = self._load_keys(session, keys[start : start + LOAD_BATCH])
+            with self._engine.connect() as connection:
+                batch = self._load_keys(connection, keys[start : start + LOAD_BATCH])
             yield from batch
 
     # --- queryEntities -------------------------------------------------------------------
 
     def query_entities(self, request: EntityPageRequest) -> EntityPage:
-        with self._read() as session:
-            sqlite = session.get_bind().dialect.name == "sqlite"
-            total: int | None = None
-            if request.count:
-                total = int(
-                    session.scalar(
-                        select(func.count()).select_from(self._page_base(request).subquery())
-                    )
-                    or 0
-                )
+        with self._engine.connect() as connection:
+            sqlite = connection.dialect.name == "sqlite"
+            total = self._count(connection, request) if request.count else None
             known = total if total is not None else request.known_total
             broad = (
                 sqlite
@@ -225,15 +314,15 @@ class SqlEntityQueries:
                 and request.filter is not None
                 and known is not None
                 and known >= BROAD_MATCHES
-                and known * 20 >= self._entity_count(session)
+                and known * 20 >= self._sqlite_entity_rows(connection)
             )
             paged, sorted_by_value = self._page(request, drive=not broad)
-            rows = list(session.execute(paged).all()) if request.limit > 0 else []
+            rows = list(connection.execute(paged).all()) if request.limit > 0 else []
             if request.backwards:
                 rows.reverse()
             has_more = request.limit > 0 and (request.backwards or len(rows) > request.limit)
             rows = rows[: request.limit]
-            entities = self._load_keys(session, [row[0] for row in rows])
+            entities = self._load_keys(connection, [row[0] for row in rows])
         # Rows deleted between the two reads are dropped, and their positions with them.
         loaded = {ref_key(entity.ref) for entity in entities}
         positions: list[SortValues] = [
@@ -241,8 +330,18 @@ class SqlEntityQueries:
         ]
         return EntityPage(entities=entities, positions=positions, total=total, has_more=has_more)
 
-    def _entity_count(self, session: Session) -> int:
-        return int(session.scalar(select(func.count()).select_from(EntityRow)) or 0)
+    def _sqlite_entity_rows(self, connection: Connection) -> int:
+        """About how many entity rows there are, tombstones included: rows are never deleted,
+        so the highest rowid is their count, read from the b-tree's last page."""
+        return int(
+            connection.scalar(select(func.max(literal_column("rowid"))).select_from(EntityRow)) or 0
+        )
+
+    def _count(self, connection: Connection, request: EntityPageRequest) -> int:
+        stmt = _count_on_search_rows(request)
+        if stmt is None:
+            stmt = select(func.count()).select_from(self._page_base(request).subquery())
+        return int(connection.scalar(stmt) or 0)
 
     def _page_base(self, request: EntityPageRequest, drive: bool = True) -> Select[Any]:
         """The matching rows: (ref key, uid[, sort value]), unordered and unpaged."""
@@ -253,7 +352,7 @@ class SqlEntityQueries:
         if sort is not None:
             columns.append(search.value)
         stmt = select(*columns)
-        text_on_sort = sort is not None and text is not None and text.fields == (sort.field,)
+        text_on_sort = _text_on_sort(request)
         if sort is None:
             stmt = stmt.select_from(EntityRow)
         elif text_on_sort:
@@ -266,24 +365,16 @@ class SqlEntityQueries:
             )
         else:
             stmt = stmt.select_from(EntityRow).outerjoin(
-                search, and_(search.ref_key == EntityRow.ref_key, search.key == sort.field)
+                search, and_(search.ref_key == ENTITY_KEY, search.key == sort.field)
             )
         stmt = stmt.where(EntityRow.deleted.is_(False))
         if request.filter is not None:
             stmt = stmt.where(filter_condition(request.filter, EntityRow.ref_key, drive=drive))
         if text is not None:
-            pattern = f"%{text.term}%"
             if text_on_sort:
-                stmt = stmt.where(search.value.like(pattern))
+                stmt = stmt.where(search.value.like(f"%{text.term}%"))
             else:
-                words = aliased(SearchRow)
-                stmt = stmt.where(
-                    EntityRow.ref_key.in_(
-                        select(words.ref_key)
-                        .where(words.key.in_(text.fields), words.value.like(pattern))
-                        .correlate(None)
-                    )
-                )
+                stmt = stmt.where(ENTITY_KEY.in_(_full_text_rows(text)))
         return stmt
 
     def _page(self, request: EntityPageRequest, drive: bool) -> tuple[Select[Any], bool]:
@@ -302,7 +393,10 @@ class SqlEntityQueries:
             keyset.append((EntityRow.uid, after_uid, ascending))
             stmt = stmt.where(_after(keyset))
         if null_flag is not None:
-            stmt = stmt.order_by(null_flag.asc() if not request.backwards else null_flag.desc())
+            # A full-text filter on the sort field leaves no null value to sort last; without
+            # the flag, the search index's (key, value) order serves the page directly.
+            if not _text_on_sort(request):
+                stmt = stmt.order_by(null_flag.asc() if not request.backwards else null_flag.desc())
             stmt = stmt.order_by(value.asc() if ascending else value.desc())
         stmt = stmt.order_by(EntityRow.uid.asc() if ascending else EntityRow.uid.desc())
         if request.after is None and request.offset:
@@ -315,20 +409,11 @@ class SqlEntityQueries:
     def entities_by_keys(
         self, keys: Sequence[str], entity_filter: EntityFilter | None
     ) -> dict[str, StoredEntity]:
-        found: dict[str, StoredEntity] = {}
-        unique = list(dict.fromkeys(keys))
-        with self._read() as session:
-            for start in range(0, len(unique), LOAD_BATCH):
-                stmt = select(EntityRow).where(
-                    EntityRow.ref_key.in_(unique[start : start + LOAD_BATCH]),
-                    EntityRow.deleted.is_(False),
-                )
-                if entity_filter is not None:
-                    stmt = stmt.where(filter_condition(entity_filter, EntityRow.ref_key))
-                rows = session.scalars(stmt).all()
-                for row, entity in zip(rows, self._load(session, rows), strict=True):
-                    found[row.ref_key] = entity
-        return found
+        condition = None
+        if entity_filter is not None:
+            condition = filter_condition(entity_filter, EntityRow.ref_key)
+        with self._engine.connect() as connection:
+            return load_entities(connection, keys, condition)
 
     def facets(
         self, facets: Sequence[str], entity_filter: EntityFilter | None
@@ -337,7 +422,7 @@ class SqlEntityQueries:
         keys = list(dict.fromkeys(facets))
         counted: dict[str, list[FacetCount]] = {key: [] for key in keys}
         plain = [key for key in keys if not key.startswith(RELATIONS_PREFIX)]
-        with self._read() as session:
+        with self._engine.connect() as connection:
             if plain:
                 plain_stmt = (
                     select(SearchRow.key, SearchRow.original_value, func.count())
@@ -348,12 +433,12 @@ class SqlEntityQueries:
                     plain_stmt = plain_stmt.where(
                         filter_condition(entity_filter, SearchRow.ref_key)
                     )
-                for key, original, count in session.execute(plain_stmt):
+                for key, original, count in connection.execute(plain_stmt):
                     counted[key].append(FacetCount(value=str(original), count=int(count)))
             for key in keys:
                 if not key.startswith(RELATIONS_PREFIX):
                     continue
-                members = select(EntityRow.ref_key).where(EntityRow.deleted.is_(False))
+                members = select(ENTITY_KEY).where(EntityRow.deleted.is_(False))
                 if entity_filter is not None:
                     members = members.where(filter_condition(entity_filter, EntityRow.ref_key))
                 stmt = (
@@ -364,7 +449,7 @@ class SqlEntityQueries:
                     )
                     .group_by(RelationRow.target_key)
                 )
-                for target, count in session.execute(stmt):
+                for target, count in connection.execute(stmt):
                     counted[key].append(FacetCount(value=str(target), count=int(count)))
         for values in counted.values():
             values.sort(key=lambda facet: (-facet.count, facet.value))

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Column,
     Engine,
     Table,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -39,7 +40,7 @@ from services.model.catalog import (
     plan_ownership,
     ref_key,
 )
-from services.model.events import ErrorRecord, RelationRecord, Repository
+from services.model.events import ErrorRecord, Repository
 from services.store import schema
 from services.store.catalog_queries import SqlEntityQueries
 from services.store.catalog_query import (
@@ -50,6 +51,7 @@ from services.store.catalog_query import (
     EntityPageRequest,
     FacetCount,
 )
+from services.store.entity_rows import live_entities, to_entities
 from services.store.entity_search import build_search_entries
 from services.store.port import RepositoryState, VersionedChange
 from services.store.tables import (
@@ -65,6 +67,10 @@ from services.store.tables import (
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+_BY_REF_KEY = live_entities().where(EntityRow.ref_key == bindparam("value")).limit(1)
+_BY_UID = live_entities().where(EntityRow.uid == bindparam("value")).limit(1)
 
 
 @dataclass(frozen=True)
@@ -150,7 +156,7 @@ class SqlCatalogStore:
             self._read_engine = self._write_engine
         self._write = sessionmaker(self._write_engine, expire_on_commit=False)
         self._read = sessionmaker(self._read_engine, expire_on_commit=False)
-        self._queries = SqlEntityQueries(self._read, self._load_entities)
+        self._queries = SqlEntityQueries(self._read_engine)
 
     def create_schema(self) -> None:
         """PostgreSQL: apply the Alembic migrations (what `cairn db upgrade` does; safe when
@@ -162,6 +168,10 @@ class SqlCatalogStore:
             schema.upgrade(self._write_engine)
         else:
             Base.metadata.create_all(self._write_engine)
+            # create_all skips the indexes of tables that exist: add those added since.
+            for table in Base.metadata.sorted_tables:
+                for index in table.indexes:
+                    index.create(self._write_engine, checkfirst=True)
         if not had_search:
             self._rebuild_search()
 
@@ -256,44 +266,15 @@ class SqlCatalogStore:
     # --- reads ----------------------------------------------------------------------
 
     def get_entity(self, ref: str) -> StoredEntity | None:
-        return self._one(EntityRow.ref_key == ref_key(ref))
+        return self._one(_BY_REF_KEY, ref_key(ref))
 
     def get_entity_by_uid(self, uid: str) -> StoredEntity | None:
-        return self._one(EntityRow.uid == uid)
+        return self._one(_BY_UID, uid)
 
-    def _one(self, condition: Any) -> StoredEntity | None:
-        with self._read() as session:
-            row = session.scalars(
-                select(EntityRow).where(condition, EntityRow.deleted.is_(False))
-            ).first()
-            if row is None:
-                return None
-            relations = self._relations(session, [row.ref_key])
-            return _to_entity(row, relations.get(row.ref_key, []))
-
-    def _relations(self, session: Session, keys: list[str]) -> dict[str, list[RelationRecord]]:
-        found: dict[str, dict[tuple[str, str], RelationRecord]] = {}
-        rows = session.execute(
-            select(
-                RelationRow.source_key,
-                RelationRow.type,
-                RelationRow.target_key,
-                RelationRow.source_ref,
-                RelationRow.target_ref,
-            ).where(RelationRow.source_key.in_(keys))
-        )
-        for source_key, relation_type, target_key, source_ref, target_ref in rows:
-            found.setdefault(source_key, {})[(relation_type, target_key)] = RelationRecord(
-                source_ref=source_ref, type=relation_type, target_ref=target_ref
-            )
-        return {
-            key: sorted(edges.values(), key=lambda r: (r.type, r.target_ref))
-            for key, edges in found.items()
-        }
-
-    def _load_entities(self, session: Session, rows: Sequence[EntityRow]) -> list[StoredEntity]:
-        relations = self._relations(session, [row.ref_key for row in rows])
-        return [_to_entity(row, relations.get(row.ref_key, [])) for row in rows]
+    def _one(self, statement: Any, value: str) -> StoredEntity | None:
+        with self._read_engine.connect() as connection:
+            row = connection.execute(statement, {"value": value}).first()
+            return to_entities(connection, [row])[0] if row is not None else None
 
     # --- the catalog API's queries (services/store/catalog_queries.py) ---------------
 
@@ -319,17 +300,16 @@ class SqlCatalogStore:
     def iter_entities(self, batch_size: int = 1000) -> Iterator[StoredEntity]:
         last = ""
         while True:
-            with self._read() as session:
-                rows = session.scalars(
-                    select(EntityRow)
-                    .where(EntityRow.ref_key > last, EntityRow.deleted.is_(False))
+            with self._read_engine.connect() as connection:
+                rows = connection.execute(
+                    live_entities()
+                    .where(EntityRow.ref_key > last)
                     .order_by(EntityRow.ref_key)
                     .limit(batch_size)
                 ).all()
                 if not rows:
                     return
-                relations = self._relations(session, [row.ref_key for row in rows])
-                batch = [_to_entity(row, relations.get(row.ref_key, [])) for row in rows]
+                batch = to_entities(connection, rows)
             yield from batch
             last = rows[-1].ref_key
 
@@ -679,22 +659,4 @@ def _to_repository(row: RepositoryRow) -> RepositoryState:
         status=row.status,
         commit=row.commit,
         processed_at=row.processed_at,
-    )
-
-
-def _to_entity(row: EntityRow, relations: list[RelationRecord]) -> StoredEntity:
-    return StoredEntity(
-        ref=row.ref,
-        kind=row.kind,
-        namespace=row.namespace,
-        name=row.name,
-        uid=row.uid,
-        etag=row.etag,
-        body=row.body,
-        location_id=row.location_id,
-        location_target=row.location_target,
-        version=row.version,
-        updated_at=row.updated_at,
-        errors=[ErrorRecord.model_validate(e) for e in row.errors or []],
-        relations=relations,
     )
