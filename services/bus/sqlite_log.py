@@ -6,6 +6,10 @@ whole log (and therefore per key). A publish returns after the transaction commi
 this process are woken by a condition variable the moment a record is committed; a short
 timed re-check also picks up records written by another process on the same file.
 One member per consumer group: the embedded default runs every role in one process.
+
+`clean_up` keeps the file from growing without end, with Kafka's policies per topic: records
+of a topic past its retention are deleted, and a compacted topic keeps only the newest
+record of each key (once older than the compaction lag; a tombstone goes a day later).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from services.bus.port import LogRecord, OutgoingRecord, PublishResult
+from services.model.topics import topic_named
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -27,6 +32,7 @@ CREATE TABLE IF NOT EXISTS records (
     ts REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS records_by_topic ON records (topic, offset);
+CREATE INDEX IF NOT EXISTS records_by_key ON records (topic, key, offset);
 CREATE TABLE IF NOT EXISTS consumer_offsets (
     grp TEXT NOT NULL,
     topic TEXT NOT NULL,
@@ -42,6 +48,14 @@ CREATE TABLE IF NOT EXISTS deliveries (
 
 # How often an idle consumer re-reads the table for records another process wrote.
 _CROSS_PROCESS_RECHECK_SECONDS = 0.5
+_DAY = 24 * 60 * 60.0
+# Kafka's min.compaction.lag.ms and delete.retention.ms as Cairn sets them.
+_COMPACTION_LAG_SECONDS = 60 * 60.0
+_TOMBSTONE_RETENTION_SECONDS = _DAY
+# Deliveries are remembered as long as a Git host may redeliver one (days, not weeks).
+_DELIVERY_RETENTION_SECONDS = 7 * _DAY
+# Rows deleted per transaction, so publishers never wait long for the write lock.
+_CLEANUP_CHUNK = 5000
 
 
 def _connect(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
@@ -129,6 +143,57 @@ class SqliteEventLog:
             "SELECT topic, offset FROM consumer_offsets WHERE grp = ?", (group,)
         )
         return {topic: int(offset) for topic, offset in rows}
+
+    def clean_up(self, now: float | None = None) -> dict[str, int]:
+        """Apply each topic's retention or compaction, and forget old delivery ids; how
+        many records went, per topic (and `deliveries`)."""
+        now = time.time() if now is None else now
+        removed: dict[str, int] = {}
+        topics = [row[0] for row in self._conn.execute("SELECT DISTINCT topic FROM records")]
+        for name in topics:
+            topic = topic_named(name)
+            if topic.compacted:
+                count = self._delete_in_chunks(
+                    "SELECT r.offset FROM records r WHERE r.topic = ? AND r.ts < ? AND ("
+                    " EXISTS (SELECT 1 FROM records n"
+                    "  WHERE n.topic = r.topic AND n.key = r.key AND n.offset > r.offset)"
+                    " OR (r.value IS NULL AND r.ts < ?))",
+                    (name, now - _COMPACTION_LAG_SECONDS, now - _TOMBSTONE_RETENTION_SECONDS),
+                )
+            else:
+                count = self._delete_in_chunks(
+                    "SELECT offset FROM records WHERE topic = ? AND ts < ?",
+                    (name, now - topic.retention_days * _DAY),
+                )
+            if count:
+                removed[name] = count
+        count = self._delete_in_chunks(
+            "SELECT rowid FROM deliveries WHERE ts < ?",
+            (now - _DELIVERY_RETENTION_SECONDS,),
+            table="deliveries",
+            column="rowid",
+        )
+        if count:
+            removed["deliveries"] = count
+        return removed
+
+    def _delete_in_chunks(
+        self,
+        select: str,
+        params: tuple[object, ...],
+        table: str = "records",
+        column: str = "offset",
+    ) -> int:
+        total = 0
+        while True:
+            with self._write_lock:
+                deleted = self._conn.execute(
+                    f"DELETE FROM {table} WHERE {column} IN ({select} LIMIT {_CLEANUP_CHUNK})",
+                    params,
+                ).rowcount
+            total += deleted
+            if deleted < _CLEANUP_CHUNK:
+                return total
 
     def close(self) -> None:
         self._conn.close()

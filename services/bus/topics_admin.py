@@ -38,23 +38,12 @@ from kafka.structs import TopicPartition
 from services.bus.port import LogUnavailable
 from services.model.topics import (
     ALL_TOPICS,
-    CI_EVENTS,
-    DEAD_LETTERS,
-    DEPLOYMENTS,
     ENTITY_CHANGES,
-    GIT_EVENTS,
     Topic,
 )
 
 DAY_MS = 24 * 60 * 60 * 1000
 MAX_RECORD_BYTES = 32 * 1024 * 1024
-
-_RETENTION_DAYS = {
-    GIT_EVENTS.name: 7,
-    CI_EVENTS.name: 7,
-    DEPLOYMENTS.name: 30,
-    DEAD_LETTERS.name: 30,
-}
 
 
 class GroupActive(RuntimeError):
@@ -82,7 +71,7 @@ def topic_configs(topic: Topic, replication: int) -> dict[str, str]:
         configs.update(
             {
                 "cleanup.policy": "delete",
-                "retention.ms": str(_RETENTION_DAYS.get(topic.name, 7) * DAY_MS),
+                "retention.ms": str(topic.retention_days * DAY_MS),
             }
         )
     if topic.name != ENTITY_CHANGES.name:
