@@ -33,14 +33,14 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 from urllib.parse import parse_qs, urlsplit
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from services.bus.port import EventLog, LogUnavailable
+from services.bus.port import EventLog, LogUnavailable, PublishResult
 from services.model.ci_events import CiEventReceived
 from services.model.events import GitEventReceived
 from services.model.topics import CI_EVENTS, GIT_EVENTS
@@ -281,6 +281,25 @@ def parse_payload(body: bytes, content_type: str | None) -> dict[str, Any]:
     return payload
 
 
+class PublishesOnLoop(Protocol):
+    """An event log that can publish from an event loop without holding a thread while it
+    waits for the write to be durable (the Kafka log); same contract as `publish`."""
+
+    async def publish_async(
+        self, topic: str, key: str, value: bytes | None, *, delivery_id: str | None = None
+    ) -> PublishResult: ...
+
+
+async def _publish(
+    log: EventLog, topic: str, key: str, value: bytes, dedupe_id: str
+) -> PublishResult:
+    # getattr, not isinstance on a runtime protocol: this runs for every delivery.
+    if getattr(log, "publish_async", None) is not None:
+        native = cast(PublishesOnLoop, log)
+        return await native.publish_async(topic, key, value, delivery_id=dedupe_id)
+    return await run_in_threadpool(log.publish, topic, key, value, delivery_id=dedupe_id)
+
+
 async def publish_delivery(
     log: EventLog,
     topic: str,
@@ -293,10 +312,11 @@ async def publish_delivery(
     """Publish one record durably and answer the sender; 2xx only if `publish` returned.
 
     `delivery` is the sender's own delivery id (echoed back); `dedupe_id` is the log's
-    once-only key for it. The blocking publish runs in a worker thread.
+    once-only key for it. A log that cannot publish from the event loop (the embedded
+    SQLite log) publishes in a worker thread.
     """
     try:
-        result = await run_in_threadpool(log.publish, topic, key, value, delivery_id=dedupe_id)
+        result = await _publish(log, topic, key, value, dedupe_id)
     except LogUnavailable as exc:
         logger.warning("Delivery %s not accepted: the event log is unavailable: %s", delivery, exc)
         return error_response(
@@ -328,8 +348,10 @@ async def receive_git_delivery(
         event_type, delivery = source.identify(headers)
         payload = parse_payload(body, headers.get("content-type"))
         try:
-            if isinstance(source, ReadsDeliveryHeaders):
-                outcome = source.normalise_delivery(event_type, delivery, payload, headers)
+            # Not isinstance on the runtime protocol, which walks it on every delivery.
+            if getattr(source, "normalise_delivery", None) is not None:
+                reads_headers = cast(ReadsDeliveryHeaders, source)
+                outcome = reads_headers.normalise_delivery(event_type, delivery, payload, headers)
             else:
                 outcome = source.normalise(event_type, delivery, payload)
         except MalformedPayload as exc:

@@ -12,6 +12,9 @@ Two deliveries with the same id racing through the window between check and reco
 both published; that costs a repeated record on the log, which every processor tolerates
 (invariant 2), and never a lost one. The embedded SQLite log does not need this: it checks
 and appends in one transaction.
+
+Each of `recorded` and `record` is one statement in its own transaction, so one round trip
+to the database: the two are a delivery's only database work.
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@ write, waiting at most `publish_timeout` seconds; when Kafka is unreachable or t
 raises `LogUnavailable`, so a receiver answers 503 and never 202 for an event that is not
 durable. A record that timed out may still reach the log later (the producer keeps
 retrying it until its delivery timeout); the caller was told it failed, and a repeat is
-harmless because every processor is idempotent.
+harmless because every processor is idempotent. `publish_async` is the same for callers on
+an event loop (the receivers): it writes through an aiokafka producer on that loop
+(kafka_loop_producer.py) and runs the ledger's statements on a few threads of its own.
 
 Keys go to partitions by Kafka's murmur2 hash of the lower-cased key, so an entity ref
 spelled in two cases (refs compare case-insensitively) always lands on one partition.
@@ -28,10 +30,12 @@ records handed out carry Cairn's own topic names.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
@@ -46,6 +50,7 @@ from kafka.partitioner import DefaultPartitioner
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from services.bus.delivery_ledger import DeliveryLedger
+from services.bus.kafka_loop_producer import LoopProducer, fold_key
 from services.bus.port import LogRecord, LogUnavailable, OutgoingRecord, PublishResult
 from services.bus.topics_admin import MAX_RECORD_BYTES, physical_name
 
@@ -53,6 +58,12 @@ log = logging.getLogger(__name__)
 
 # How long a new consumer may take to join its group before its first poll counts time.
 _JOIN_TIMEOUT_SECONDS = 60.0
+# How long a member may hold no partition before it leaves and joins again as a new member
+# (at least this, and at least three session timeouts: the broker's time to drop a member).
+_UNASSIGNED_LIMIT_SECONDS = 15.0
+# Threads that run the ledger's statements for `publish_async`: they hold a database
+# connection each, so this bounds the connections (see SqlDeliveryLedger's pool).
+_LEDGER_THREADS = 8
 
 
 class CaseFoldingPartitioner(DefaultPartitioner):  # type: ignore[misc]
@@ -67,10 +78,7 @@ class CaseFoldingPartitioner(DefaultPartitioner):  # type: ignore[misc]
         serialized_value: bytes | None,
         cluster: Any,
     ) -> int:
-        folded = None
-        if serialized_key is not None:
-            text = serialized_key.decode("utf-8", "surrogateescape")
-            folded = text.lower().encode("utf-8", "surrogateescape")
+        folded = fold_key(serialized_key) if serialized_key is not None else None
         return int(super().partition(topic, key, folded, value, serialized_value, cluster))
 
 
@@ -97,6 +105,10 @@ class KafkaEventLog:
         self._lock = threading.Lock()
         self._producer: KafkaProducer | None = None
         self._open_failed_at = -float("inf")
+        self._ledger_threads = ThreadPoolExecutor(_LEDGER_THREADS, thread_name_prefix="ledger")
+        self._loop_producer = LoopProducer(
+            self._servers, client_id=client_id, publish_timeout=publish_timeout, bootstrap=bootstrap
+        )
 
     # --- producing --------------------------------------------------------------------
 
@@ -192,6 +204,28 @@ class KafkaEventLog:
             self._ledger.record(delivery_id, topic, int(metadata.partition), int(metadata.offset))
         return PublishResult(offset=int(metadata.offset))
 
+    async def publish_async(
+        self, topic: str, key: str, value: bytes | None, *, delivery_id: str | None = None
+    ) -> PublishResult:
+        """`publish` for a caller on an event loop (the receivers), with the same guarantees
+        and the same ledger; the record goes through the loop's own producer (see
+        kafka_loop_producer.py), so waiting for the broker holds no thread."""
+        loop = asyncio.get_running_loop()
+        if delivery_id is not None:
+            seen = await loop.run_in_executor(
+                self._ledger_threads, self._ledger.recorded, delivery_id
+            )
+            if seen is not None:
+                return PublishResult(offset=seen, duplicate=True)
+        partition, offset = await self._loop_producer.send(
+            self._physical(topic), key.encode(), value
+        )
+        if delivery_id is not None:
+            await loop.run_in_executor(
+                self._ledger_threads, self._ledger.record, delivery_id, topic, partition, offset
+            )
+        return PublishResult(offset=offset)
+
     def publish_batch(self, records: Sequence[OutgoingRecord]) -> None:
         """Every record acknowledged, or `LogUnavailable`; some may then be on the log
         (Kafka has no all-or-nothing across partitions without transactions): callers
@@ -210,7 +244,20 @@ class KafkaEventLog:
             client_id=self._client_id,
         )
 
+    async def stop_async_producer(self) -> None:
+        """Stop the producer `publish_async` uses, from its event loop (a server's
+        shutdown), waiting until it stopped; the log stays usable for `publish`."""
+        await self._loop_producer.stop()
+
+    async def close_async(self) -> None:
+        """`close` from the event loop that `publish_async` ran on, waiting until its
+        producer stopped (`close` there can only start that)."""
+        await self.stop_async_producer()
+        self.close()
+
     def close(self) -> None:
+        self._loop_producer.close()
+        self._ledger_threads.shutdown(wait=True)
         with self._lock:
             producer, self._producer = self._producer, None
         if producer is not None:
@@ -266,6 +313,7 @@ class KafkaLogConsumer:
         *,
         session_timeout: float,
         client_id: str,
+        unassigned_limit: float | None = None,
     ) -> None:
         self.group = group
         self._topics = topics  # physical name -> Cairn's name
@@ -275,6 +323,14 @@ class KafkaLogConsumer:
         self._joined = False
         self._rewind = False
         self._consumer: KafkaConsumer | None = None
+        self._first_unassigned_limit = (
+            unassigned_limit
+            if unassigned_limit is not None
+            else max(_UNASSIGNED_LIMIT_SECONDS, 3 * session_timeout)
+        )
+        self._unassigned_limit = self._first_unassigned_limit
+        self._unassigned_since: float | None = None
+        self.rejoins = 0  # times this member left and joined again for holding nothing
 
     def _open(self, timeout: float) -> KafkaConsumer | None:
         """The group member, opened on first use; None while Kafka cannot be reached (the
@@ -328,7 +384,39 @@ class KafkaLogConsumer:
                 records = self._poll(max_records, 0.1)
                 if records:
                     return records
-        return self._poll(max_records, timeout)
+        records = self._poll(max_records, timeout)
+        self._rejoin_if_left_without_partitions()
+        return records
+
+    def _rejoin_if_left_without_partitions(self) -> None:
+        """A member that holds no partition for long is, most likely, one the client lost
+        track of (the group moved on and it never noticed: see _complete_pending_joins).
+        It leaves and joins as a new member. A member that is idle because the group has
+        more members than partitions does this too, at doubling intervals, which costs
+        the group one rebalance each time and nothing else."""
+        if self._consumer is None:
+            return
+        if self._consumer.assignment():
+            self._unassigned_since = None
+            self._unassigned_limit = self._first_unassigned_limit
+            return
+        now = time.monotonic()
+        if self._unassigned_since is None:
+            self._unassigned_since = now
+            return
+        if now - self._unassigned_since < self._unassigned_limit:
+            return
+        log.warning(
+            "%s: no partitions for %.0f s; leaving and joining the group again",
+            self.group,
+            now - self._unassigned_since,
+        )
+        self.close()
+        self._consumer = None
+        self._joined = False
+        self._unassigned_since = None
+        self._unassigned_limit = min(self._unassigned_limit * 2, 3600.0)
+        self.rejoins += 1
 
     def _poll(self, max_records: int, timeout: float) -> list[LogRecord]:
         consumer = self._open(timeout)

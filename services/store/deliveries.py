@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Table, create_engine, delete, event, select
+from sqlalchemy import Engine, Table, bindparam, create_engine, delete, event, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 
@@ -34,15 +34,33 @@ class SqlDeliveryLedger:
     """The ledger as the `deliveries` table of the catalog database (PostgreSQL or SQLite)."""
 
     def __init__(self, url: str) -> None:
+        self._url = url
         self._sqlite = url.startswith("sqlite")
         self._engine = (
             _sqlite_engine(url)
             if self._sqlite
-            # No pre-ping: it would add a round trip to every webhook; a connection that a
-            # database restart broke fails one request (503) and the pool is refreshed.
-            else create_engine(url, pool_size=5, max_overflow=20)
+            else create_engine(
+                url,
+                # Each statement is its own transaction: a check or a record is one round trip,
+                # not BEGIN, the statement, then COMMIT (or the pool's ROLLBACK on return).
+                isolation_level="AUTOCOMMIT",
+                # Connections kept open for the receivers' concurrent statements (at most
+                # kafka_log._LEDGER_THREADS at once), so a burst does not open and close a
+                # PostgreSQL backend per webhook.
+                pool_size=10,
+                max_overflow=10,
+                # No pre-ping: it would add a round trip to every webhook; a connection that
+                # a database restart broke fails one request (503) and the pool is refreshed.
+            )
         )
         self._table: Table = DeliveryRow.__table__  # type: ignore[assignment]
+        # Built once: building a statement costs more CPU than running its cached form.
+        self._lookup = select(DeliveryRow.offset).where(
+            DeliveryRow.delivery_id == bindparam("delivery_id")
+        )
+        self._insert = (sqlite.insert if self._sqlite else postgresql.insert)(
+            self._table
+        ).on_conflict_do_nothing(index_elements=["delivery_id"])
 
     def create_schema(self) -> None:
         """Make sure the `deliveries` table exists: on PostgreSQL by applying the catalog's
@@ -52,30 +70,30 @@ class SqlDeliveryLedger:
         else:
             from services.store import schema
 
-            schema.upgrade(self._engine)
+            # Its own engine: migrating needs a transaction (it holds an advisory lock).
+            schema.upgrade(self._url)
 
     def recorded(self, delivery_id: str) -> int | None:
         try:
             with self._engine.connect() as connection:
                 offset = connection.execute(
-                    select(DeliveryRow.offset).where(DeliveryRow.delivery_id == delivery_id)
+                    self._lookup, {"delivery_id": delivery_id}
                 ).scalar_one_or_none()
         except OperationalError as exc:
             raise LogUnavailable(f"The delivery ledger's database is unreachable: {exc}") from exc
         return int(offset) if offset is not None else None
 
     def record(self, delivery_id: str, topic: str, partition: int, offset: int) -> None:
-        insert = (sqlite.insert if self._sqlite else postgresql.insert)(self._table)
-        statement = insert.values(
-            delivery_id=delivery_id,
-            topic=topic,
-            partition=partition,
-            offset=offset,
-            recorded_at=datetime.now(UTC),
-        ).on_conflict_do_nothing(index_elements=["delivery_id"])
+        row = {
+            "delivery_id": delivery_id,
+            "topic": topic,
+            "partition": partition,
+            "offset": offset,
+            "recorded_at": datetime.now(UTC),
+        }
         try:
             with self._engine.begin() as connection:
-                connection.execute(statement)
+                connection.execute(self._insert, row)
         except OperationalError as exc:
             # The record is on the log but not marked: the sender's retry is published again.
             raise LogUnavailable(f"The delivery ledger's database is unreachable: {exc}") from exc

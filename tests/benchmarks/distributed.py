@@ -15,19 +15,25 @@ Figures only; nothing here is a pass/fail test.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import re
 import secrets
 import statistics
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from http.client import HTTPConnection
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
 from services.bus.kafka_log import KafkaEventLog
 from services.bus.port import OutgoingRecord
+from services.demo.github_payloads import github_headers, push_payload
 from services.model.catalog import location_id
 from services.model.entity import Entity, finalize_entity
 from services.model.events import EntityChanged, RelationRecord
@@ -76,7 +82,10 @@ def _one_per_repo(index: int, name: str, revision: int) -> tuple[str, dict[str, 
 def _cluster(ws: Workspace, installations: Installations, name: str, workers: int) -> Cluster:
     cluster = Cluster(installations.new(), ws.root / name, ws.git_config, secrets.token_hex(8))
     cluster.start(workers=workers)
-    wait_until(lambda: cluster.groups_split_over(workers), timeout=120, what="workers in groups")
+    if workers:
+        wait_until(
+            lambda: cluster.groups_split_over(workers), timeout=120, what="workers in groups"
+        )
     return cluster
 
 
@@ -226,37 +235,86 @@ def _open_loop(rate: float, seconds: float, send: Callable[[int], None], threads
             pool.submit(send, i)
 
 
+class _Sender:
+    """A lean keep-alive HTTP/1.1 client per thread: the load generator shares the 2 cores
+    with the product, and httpx costs about as much CPU per request as the receiver does."""
+
+    def __init__(self, base_url: str) -> None:
+        parts = urlsplit(base_url)
+        self._host, self._port = parts.hostname or "127.0.0.1", parts.port or 80
+        self._local = threading.local()
+
+    def post(self, path: str, body: bytes, headers: dict[str, str]) -> int:
+        for attempt in (1, 2):
+            connection = getattr(self._local, "connection", None)
+            if connection is None:
+                connection = HTTPConnection(self._host, self._port, timeout=30)
+                self._local.connection = connection
+            try:
+                connection.request("POST", path, body=body, headers=headers)
+                response = connection.getresponse()
+                response.read()
+                return int(response.status)
+            except ConnectionError:  # RemoteDisconnected, reset, broken pipe
+                # The server closed an idle keep-alive connection: one retry on a new one.
+                connection.close()
+                self._local.connection = None
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+
 def measure_acceptance(
-    ws: Workspace, installations: Installations, rate: float, seconds: float
-) -> tuple[list[float], dict[int, int]]:
-    progress(f"acceptance: {rate:.0f} webhooks/s for {seconds:.0f} s (1 worker processing)")
-    cluster = _cluster(ws, installations, "acceptance", 1)
+    ws: Workspace, installations: Installations, rate: float, seconds: float, workers: int
+) -> tuple[list[float], dict[int, int], float]:
+    """Signed GitHub pushes at `rate`: each one's time from sending to its answer, the
+    answers' statuses, and the ingest process's CPU milliseconds per delivery. The
+    deliveries are built and signed before the run (a sender's work, not the receiver's)."""
+    progress(
+        f"acceptance: {rate:.0f} webhooks/s for {seconds:.0f} s ({workers} worker(s) processing)"
+    )
+    cluster = _cluster(ws, installations, "acceptance", workers)
     try:
         fleet = build_fleet(ws.root, 20, 1, f"acc-{secrets.token_hex(3)}")
         assert cluster.ingest is not None
         ingest = cluster.ingest
         pushes = [(r, "0" * 40, r.commits[-1]) for r in fleet]
         send_pushes(ingest, pushes)  # warm: mirrors cloned, connections open
+        deliveries = []
+        for i in range(int(rate * seconds)):
+            repo, before, after = pushes[i % len(pushes)]
+            body = json.dumps(
+                push_payload(repo.info, "refs/heads/main", before, after, [])
+            ).encode()
+            headers = github_headers("push", str(uuid.uuid4()), body, ingest.secret.encode())
+            deliveries.append((body, headers))
+        sender = _Sender(ingest.base_url)
         latencies: list[float] = []
         statuses: dict[int, int] = {}
-        local = threading.local()
         lock = threading.Lock()
 
         def send(i: int) -> None:
-            client = getattr(local, "client", None)
-            if client is None:
-                client = local.client = httpx.Client(timeout=30)
+            body, headers = deliveries[i]
             began = time.perf_counter()
-            response = deliver_push(client, ingest, pushes[i % len(pushes)])
+            status = sender.post("/webhooks/github", body, headers)
             took = time.perf_counter() - began
             with lock:
                 latencies.append(took)
-                statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+                statuses[status] = statuses.get(status, 0) + 1
 
+        assert ingest.process is not None
+        cpu_before = _cpu_seconds(ingest.process.pid)
         _open_loop(rate, seconds, send, threads=32)
+        cpu_ms = 1000 * (_cpu_seconds(ingest.process.pid) - cpu_before) / len(deliveries)
     finally:
         cluster.stop()
-    return latencies, statuses
+    return latencies, statuses, cpu_ms
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # --- freshness at a steady push rate -------------------------------------------------------
@@ -355,6 +413,12 @@ def main() -> None:
     parser.add_argument("--repos", type=int, default=60, help="repositories, end-to-end run")
     parser.add_argument("--per-repo", type=int, default=50, help="entities per repository")
     parser.add_argument("--rate", type=float, default=200, help="webhooks/s, acceptance")
+    parser.add_argument(
+        "--acceptance-workers",
+        type=int,
+        default=1,
+        help="processors running during the acceptance run (0: the ingest alone)",
+    )
     parser.add_argument("--fresh-rate", type=float, default=100, help="pushes/s, freshness")
     parser.add_argument("--seconds", type=float, default=15, help="length of the rate runs")
     parser.add_argument("--fresh-repos", type=int, default=100)
@@ -379,10 +443,14 @@ def main() -> None:
                     f"{args.repos} webhooks of {args.per_repo}-entity repositories: {rate:.0f}"
                 )
         if "acceptance" in parts:
-            latencies, statuses = measure_acceptance(ws, installations, args.rate, args.seconds)
+            latencies, statuses, cpu_ms = measure_acceptance(
+                ws, installations, args.rate, args.seconds, args.acceptance_workers
+            )
             lines.append(
-                f"webhook acceptance at {args.rate:.0f}/s: {summary(latencies)}; "
-                f"max {max(latencies) * 1000:.1f} ms; statuses {statuses}"
+                f"webhook acceptance at {args.rate:.0f}/s ({args.acceptance_workers} worker(s) "
+                f"processing): {summary(latencies)}; "
+                f"max {max(latencies) * 1000:.1f} ms; statuses {statuses}; "
+                f"ingest CPU {cpu_ms:.2f} ms per webhook"
             )
         if "freshness" in parts:
             samples = measure_freshness(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from services.bus.kafka_log import KafkaEventLog
+from services.bus.kafka_log import KafkaEventLog, KafkaLogConsumer
 from services.bus.port import LogRecord, LogUnavailable
 from services.bus.topics_admin import (
     GroupActive,
@@ -148,3 +148,54 @@ def test_replay_rewinds_a_stopped_group_and_refuses_a_running_one(
     assert reset_group_to_beginning(kafka.bootstrap(), group, [topic]) == kafka.TEST_PARTITIONS
     again = _drain(event_log, "g-replay", 5)
     assert sorted(r.value for r in again) == [f"{i}".encode() for i in range(5)]
+
+
+def test_a_member_left_without_partitions_joins_again_and_the_group_loses_nothing(
+    event_log: KafkaEventLog, kafka_namespace: str
+) -> None:
+    """More members than partitions: the idle member leaves and joins again after its limit
+    (the remedy for a member the client lost track of), and the group still reads every
+    record (at least once: the rejoins rebalance it while it reads)."""
+    event_log.consumer("g-idle", [TOPIC]).close()  # creates the topic
+    members = [
+        KafkaLogConsumer(
+            [kafka.bootstrap()],
+            physical_name(kafka_namespace, "g-idle"),
+            {physical_name(kafka_namespace, TOPIC): TOPIC},
+            session_timeout=6.0,
+            client_id=f"idle-test-{i}",
+            unassigned_limit=2.0,
+        )
+        for i in range(kafka.TEST_PARTITIONS + 1)
+    ]
+    seen: list[LogRecord] = []
+    stop = threading.Event()
+
+    def run(member: KafkaLogConsumer) -> None:
+        while not stop.is_set():
+            records = member.poll(100, timeout=0.2)
+            seen.extend(records)
+            member.commit(records)
+
+    threads = [threading.Thread(target=run, args=(member,)) for member in members]
+    for thread in threads:
+        thread.start()
+    keys = [f"github.com/acme/idle-{i}" for i in range(30)]
+    try:
+        wait_until(
+            lambda: any(member.rejoins for member in members),
+            timeout=90,
+            what="the idle member joining again",
+        )
+        for key in keys:
+            event_log.publish(TOPIC, key, key.encode())
+        wait_until(
+            lambda: {r.key for r in seen} >= set(keys), timeout=90, what="every record consumed"
+        )
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+        for member in members:
+            member.close()
+    assert {r.key for r in seen} == set(keys)

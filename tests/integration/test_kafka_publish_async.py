@@ -1,0 +1,107 @@
+"""The Kafka log's `publish_async` (the receivers' path) on a real broker: durable writes
+on the partition the synchronous path uses, the same ledger, 503-worthy failures that come
+fast, and no topic ever created by a write."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from services.bus.kafka_log import KafkaEventLog
+from services.bus.port import LogRecord, LogUnavailable
+from services.bus.topics_admin import admin_client, physical_name
+from services.store.deliveries import SqlDeliveryLedger
+from tests.support import kafka
+from tests.support.server import free_port, wait_until
+
+TOPIC = "cairn.git.events"
+
+
+def _ledger(tmp_path: Path) -> SqlDeliveryLedger:
+    ledger = SqlDeliveryLedger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ledger.create_schema()
+    return ledger
+
+
+@pytest.fixture
+def event_log(kafka_namespace: str, tmp_path: Path):
+    log = kafka.TopicsOnFirstUse(kafka.bootstrap(), _ledger(tmp_path), namespace=kafka_namespace)
+    log._ensure([TOPIC])
+    yield log
+    log.close()
+
+
+def test_a_delivery_published_from_the_loop_is_on_the_log_once(event_log: KafkaEventLog) -> None:
+    # The synchronous path, for comparison: the same key in another case.
+    event_log.publish(TOPIC, "github.com/acme/shop", b"thread")
+
+    async def publish_twice() -> tuple[int | None, bool, int | None]:
+        first = await event_log.publish_async(
+            TOPIC, "GitHub.com/Acme/Shop", b"loop", delivery_id="github:a-1"
+        )
+        again = await event_log.publish_async(
+            TOPIC, "GitHub.com/Acme/Shop", b"loop", delivery_id="github:a-1"
+        )
+        await event_log.close_async()
+        assert not first.duplicate
+        return first.offset, again.duplicate, again.offset
+
+    first_offset, duplicate, again_offset = asyncio.run(publish_twice())
+    assert duplicate and again_offset == first_offset
+
+    consumer = event_log.consumer("g-async", [TOPIC])
+    seen: list[LogRecord] = []
+    try:
+        wait_until(
+            lambda: seen.extend(consumer.poll(100, timeout=0.5)) or len(seen) >= 2,
+            timeout=30,
+            what="both records",
+        )
+    finally:
+        consumer.close()
+    # Once on the log, on the partition the synchronous path chose for the same key.
+    assert sorted(r.value for r in seen) == [b"loop", b"thread"]
+    assert len({r.partition for r in seen}) == 1
+
+
+def test_publishing_from_the_loop_while_kafka_is_unreachable_fails_fast(tmp_path: Path) -> None:
+    ledger = _ledger(tmp_path)
+    unreachable = KafkaEventLog(f"127.0.0.1:{free_port()}", ledger, publish_timeout=1)
+
+    async def attempt() -> float:
+        began = time.monotonic()
+        with pytest.raises(LogUnavailable):
+            await unreachable.publish_async(TOPIC, "k", b"{}", delivery_id="github:a-2")
+        return time.monotonic() - began
+
+    async def twice() -> tuple[float, float, int | None]:
+        first, second = await attempt(), await attempt()
+        seen = ledger.recorded("github:a-2")
+        await unreachable.close_async()
+        return first, second, seen
+
+    first, second, seen = asyncio.run(twice())
+    # Refused within the publish timeout, and the next one at once (no second wait)...
+    assert first < 3 and second < 0.5
+    # ...and never marked as seen, so the sender's retry is published.
+    assert seen is None
+
+
+def test_publishing_from_the_loop_never_creates_a_topic(
+    event_log: KafkaEventLog, kafka_namespace: str
+) -> None:
+    missing = "cairn.not-created"
+
+    async def publish() -> None:
+        try:
+            await event_log.publish_async(missing, "k", b"{}")
+        finally:
+            await event_log.close_async()
+
+    with pytest.raises(LogUnavailable, match="cairn topics"):
+        asyncio.run(publish())
+    with admin_client(kafka.bootstrap()) as admin:
+        assert physical_name(kafka_namespace, missing) not in admin.list_topics()
