@@ -828,19 +828,31 @@ class Fts5Rebuild:
     projection applied meanwhile is never undone. Documents the store does not have are
     left to the projection (a deletion it has not applied yet, or a change the store has
     not caught up with).
+
+    Deployments live in their own tables, which a rebuild leaves as they are; the store's
+    environments (`write_deployments`, at `STORE_VERSION`) fill in only entities the index
+    holds none for (e.g. an index file that was lost), never replacing the projection's.
     """
 
     def __init__(self, index: Fts5SearchIndex) -> None:
         self._index = index
         self.written = 0
+        self.deployments = 0
 
     def write(self, writes: Sequence[IndexWrite]) -> None:
         self._index._apply(writes, rewrite_equal=True)
         self.written += len(writes)
 
+    def write_deployments(self, writes: Sequence[DeploymentsWrite]) -> None:
+        self._index.apply_deployments(writes)
+        self.deployments += len(writes)
+
     def finish(self) -> str:
         self._index.optimize()
-        return f"{self._index.path} rebuilt in place ({self.written} documents from the store)"
+        return (
+            f"{self._index.path} rebuilt in place ({self.written} documents and "
+            f"{self.deployments} entities' deployments from the store)"
+        )
 
     def abort(self) -> None:
         """Nothing to undo: every batch written is a valid state of the index."""

@@ -11,6 +11,18 @@ tombstone document (`deleted: true`, same external version) rather than a delete
 guard outlives it (a real delete forgets its version after `index.gc_deletes`); searches
 filter tombstones out and a rebuild drops them.
 
+Deployments: an entity's environments are a child document of the entity's (a `join` field,
+see opensearch_mappings.py), id `<ref key>#deployments`, routed to the entity, with the
+`cairn.deployments` offset (+1, as OpenSearch's external versions cannot be negative and the
+store's refill version is -1) as its own external version. So the two projections never
+write the same document: an entity change, a tombstone or a re-creation leaves the
+environments alone, and a late deployments write is refused like a late entity write. Search
+filters the entity documents with `has_child` over one nested environment and reads the
+page's environments with one `mget`. A scripted partial update of the entity document was
+the alternative; it would need the painless module and give up external versions (which the
+entity guard and the rebuild's merge are built on), because an entity write replaces the
+whole document.
+
 Failures: an unreachable cluster, 429 and 5xx raise `IndexUnavailable` after a few quick
 retries (the caller retries the whole batch; every write is idempotent); a document the
 cluster refuses (400-class item error) is reported in `WritesRejected` after the rest of the
@@ -30,6 +42,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
@@ -40,6 +53,7 @@ from opensearchpy.helpers import scan
 
 from services.index.cursor import cursor_key, keyset_cursor
 from services.index.document import (
+    DeployedEnvironment,
     SearchDocument,
     name_key,
     name_words,
@@ -48,6 +62,8 @@ from services.index.document import (
 )
 from services.index.matching import typo_applies
 from services.index.opensearch_mappings import (
+    DEPLOYMENTS,
+    ENTITY,
     LONG_TEXTS,
     MAPPING_VERSION,
     MAPPINGS,
@@ -59,6 +75,8 @@ from services.index.port import (
     FACET_FIELDS,
     FACET_SIZE,
     WEIGHTS,
+    DeploymentFilter,
+    DeploymentsWrite,
     FacetCount,
     IndexUnavailable,
     IndexWrite,
@@ -69,12 +87,14 @@ from services.index.port import (
     SearchQuery,
     Suggestion,
     WritesRejected,
+    deployment_filter,
 )
 
 log = logging.getLogger("cairn.index.opensearch")
 
 Refresh = Literal["false", "wait_for", "true"]
 T = TypeVar("T")
+W = TypeVar("W", IndexWrite, DeploymentsWrite)
 
 _FACET_FIELD = {"tag": "tags", "label": "labels"}
 _MAPPED = frozenset(MAPPINGS["properties"])
@@ -102,6 +122,8 @@ _HIT_SOURCE = [
 # `request_timeout` is the client's; `timeout` then reaches the cluster as the wait limit.
 _WAIT_YELLOW = {"wait_for_status": "yellow", "timeout": "30s", "request_timeout": 40}
 _MISSING_ANALYSIS = re.compile(r"unknown (filter|tokenizer|char_filter) type|failed to find", re.I)
+_MISSING_JOIN = re.compile(r"no handler for type \[join\]", re.I)
+_DEPLOYMENTS_ID = "#deployments"
 _MARK = re.compile(r"<em>(.*?)</em>", re.S)
 
 
@@ -114,6 +136,7 @@ def document_source(doc: SearchDocument) -> dict[str, Any]:
         "name_length": len(doc.name),
         "updated_at": doc.updated_at,
         "deleted": False,
+        "relation": ENTITY,
         "kind": doc.kind,
         "namespace": doc.namespace,
         "type": doc.type,
@@ -133,7 +156,60 @@ def document_source(doc: SearchDocument) -> dict[str, Any]:
 
 
 def tombstone_source(ref: str) -> dict[str, Any]:
-    return {"ref": ref, "ref_key": ref.lower(), "deleted": True}
+    return {"ref": ref, "ref_key": ref.lower(), "deleted": True, "relation": ENTITY}
+
+
+def deployments_id(ref_key: str) -> str:
+    return f"{ref_key}{_DEPLOYMENTS_ID}"
+
+
+def deployments_source(ref_key: str, environments: Sequence[DeployedEnvironment]) -> dict[str, Any]:
+    return {
+        "relation": {"name": DEPLOYMENTS, "parent": ref_key},
+        "environments": [asdict(e) for e in sorted(environments, key=lambda e: e.environment)],
+    }
+
+
+@dataclass(frozen=True)
+class BulkDocument:
+    """One document of a bulk write: its id, external version, source and routing, and the
+    write it comes from (named when the cluster rejects it)."""
+
+    id: str
+    version: int
+    source: dict[str, Any]
+    ref: str
+    write_version: int
+    routing: str | None = None
+
+
+def entity_document(write: IndexWrite) -> BulkDocument:
+    source = (
+        tombstone_source(write.ref) if write.document is None else document_source(write.document)
+    )
+    return BulkDocument(write.ref.lower(), write.version, source, write.ref, write.version)
+
+
+def deployments_document(write: DeploymentsWrite) -> BulkDocument:
+    key = write.ref.lower()
+    return BulkDocument(
+        id=deployments_id(key),
+        version=write.version + 1,  # non-negative for STORE_VERSION (-1)
+        source=deployments_source(key, write.environments),
+        ref=write.ref,
+        write_version=write.version,
+        routing=key,
+    )
+
+
+def newest_writes(writes: Sequence[W]) -> list[W]:
+    """The newest write per ref."""
+    newest: dict[str, W] = {}
+    for write in writes:
+        key = write.ref.lower()
+        if key not in newest or newest[key].version < write.version:
+            newest[key] = write
+    return list(newest.values())
 
 
 def _status(exc: TransportError) -> int | None:
@@ -224,6 +300,12 @@ class OpenSearchIndex:
                     "Its analyzers need the analysis-common module (word_delimiter_graph, "
                     "edge_ngram); install it in the OpenSearch distribution."
                 ) from exc
+            if _MISSING_JOIN.search(str(exc.info)):
+                raise RuntimeError(
+                    f"OpenSearch at {self.url} refused Cairn's index template: {exc.info}. "
+                    "The deployments kept beside entities need the parent-join module (the "
+                    "`join` field); install it in the OpenSearch distribution."
+                ) from exc
             raise
         current = self.aliased(self.alias)
         if not current:
@@ -248,8 +330,10 @@ class OpenSearchIndex:
         meta = self._call(
             "read the mapping", lambda: self.client.indices.get_mapping(index=current[0])
         )
-        held = meta.get(current[0], {}).get("mappings", {}).get("_meta", {})
+        mappings = meta.get(current[0], {}).get("mappings", {})
+        held = mappings.get("_meta", {})
         if held.get("mapping_version") != MAPPING_VERSION:
+            self._add_missing_fields(current, mappings.get("properties", {}))
             log.warning(
                 "the search index %s has mapping version %s, this Cairn declares %s: "
                 "run `cairn reindex` to rebuild it with the new mapping",
@@ -259,47 +343,67 @@ class OpenSearchIndex:
             )
         self._ready = True
 
+    def _add_missing_fields(self, indexes: list[str], held: dict[str, Any]) -> None:
+        """Declare this mapping's new fields on an index of an older mapping, so writes keep
+        being accepted until `cairn reindex` rebuilds it (existing documents gain nothing)."""
+        missing = {k: v for k, v in MAPPINGS["properties"].items() if k not in held}
+        if not missing:
+            return
+        try:
+            self._call(
+                "add the new fields to the mapping",
+                lambda: self.client.indices.put_mapping(
+                    index=",".join(indexes), body={"properties": missing}
+                ),
+            )
+        except TransportError as exc:
+            log.warning("could not add %s to %s: %s", sorted(missing), indexes, exc.info)
+
     def close(self) -> None:
         self.client.close()
 
     # --- writes ---------------------------------------------------------------------
 
-    def apply(self, writes: Sequence[IndexWrite]) -> None:
-        newest: dict[str, IndexWrite] = {}
-        for write in writes:
-            key = write.ref.lower()
-            if key not in newest or newest[key].version < write.version:
-                newest[key] = write
-        if not newest:
-            return
+    def _write_targets(self) -> list[str]:
         self._ensure()
         targets = self.aliased(self.write_alias) or self.aliased(self.alias)
         if not targets:
             raise IndexUnavailable(
                 f"No search index behind '{self.write_alias}' in OpenSearch at {self.url}."
             )
-        self.bulk_write(targets, list(newest.values()), refresh=self.refresh)
+        return targets
+
+    def apply(self, writes: Sequence[IndexWrite]) -> None:
+        newest = newest_writes(writes)
+        if newest:
+            self.bulk_write(self._write_targets(), newest, refresh=self.refresh)
+
+    def apply_deployments(self, writes: Sequence[DeploymentsWrite]) -> None:
+        newest = newest_writes(writes)
+        if newest:
+            self.bulk(
+                self._write_targets(),
+                [deployments_document(w) for w in newest],
+                refresh=self.refresh,
+            )
 
     def bulk_write(
-        self,
-        targets: list[str],
-        writes: list[IndexWrite],
-        *,
-        refresh: Refresh = "false",
-        sources: dict[str, dict[str, Any]] | None = None,
+        self, targets: list[str], writes: list[IndexWrite], *, refresh: Refresh = "false"
     ) -> None:
-        """Write each write into every target index with external versions.
+        self.bulk(targets, [entity_document(w) for w in writes], refresh=refresh)
 
-        `sources` (by ref key) overrides the source written (a rebuild copies documents).
-        """
-        pending = [(target, write) for write in writes for target in targets]
+    def bulk(
+        self, targets: list[str], documents: list[BulkDocument], *, refresh: Refresh = "false"
+    ) -> None:
+        """Write each document into every target index with its external version."""
+        pending = [(target, doc) for doc in documents for target in targets]
         rejected: dict[str, RejectedWrite] = {}
         attempt = 0
         while pending:
-            failed: list[tuple[str, IndexWrite]] = []
+            failed: list[tuple[str, BulkDocument]] = []
             transient: list[str] = []
             swapped_to: list[str] | None = None
-            for chunk, lines in self._chunks(pending, sources):
+            for chunk, lines in self._chunks(pending):
                 response = self._call(
                     "bulk write",
                     lambda lines=lines: self.client.bulk(  # type: ignore[misc]
@@ -308,7 +412,7 @@ class OpenSearchIndex:
                 )
                 if not response.get("errors"):
                     continue
-                for (target, write), item in zip(chunk, response["items"], strict=True):
+                for (target, doc), item in zip(chunk, response["items"], strict=True):
                     result = item.get("index", {})
                     status = int(result.get("status", 200))
                     if status < 300 or status == 409:  # 409: a newer version is held
@@ -316,16 +420,16 @@ class OpenSearchIndex:
                     error = result.get("error") or {}
                     reason = f"{error.get('type', status)}: {error.get('reason', '')}"
                     if status in _TRANSIENT_STATUS:
-                        failed.append((target, write))
+                        failed.append((target, doc))
                         transient.append(reason)
                     elif status == 404 and error.get("type") == "index_not_found_exception":
                         # The index was swapped away by a rebuild: write to the current ones.
                         if swapped_to is None:
                             swapped_to = self.aliased(self.write_alias)
-                        failed.extend((now, write) for now in swapped_to if now != target)
+                        failed.extend((now, doc) for now in swapped_to if now != target)
                     else:
-                        rejected[write.ref.lower()] = RejectedWrite(
-                            ref=write.ref, version=write.version, reason=reason
+                        rejected[doc.id] = RejectedWrite(
+                            ref=doc.ref, version=doc.write_version, reason=reason
                         )
             pending = failed
             if pending:
@@ -339,34 +443,25 @@ class OpenSearchIndex:
         if rejected:
             raise WritesRejected(list(rejected.values()))
 
+    @staticmethod
     def _chunks(
-        self,
-        pending: list[tuple[str, IndexWrite]],
-        sources: dict[str, dict[str, Any]] | None,
-    ) -> Iterator[tuple[list[tuple[str, IndexWrite]], str]]:
-        chunk: list[tuple[str, IndexWrite]] = []
+        pending: list[tuple[str, BulkDocument]],
+    ) -> Iterator[tuple[list[tuple[str, BulkDocument]], str]]:
+        chunk: list[tuple[str, BulkDocument]] = []
         lines: list[str] = []
         size = 0
-        for target, write in pending:
-            key = write.ref.lower()
-            if sources is not None and key in sources:
-                source = sources[key]
-            elif write.document is None:
-                source = tombstone_source(write.ref)
-            else:
-                source = document_source(write.document)
-            action = json.dumps(
-                {
-                    "index": {
-                        "_index": target,
-                        "_id": key,
-                        "version": write.version,
-                        "version_type": "external",
-                    }
-                }
-            )
-            body = json.dumps(source, ensure_ascii=False)
-            chunk.append((target, write))
+        for target, doc in pending:
+            meta: dict[str, Any] = {
+                "_index": target,
+                "_id": doc.id,
+                "version": doc.version,
+                "version_type": "external",
+            }
+            if doc.routing is not None:
+                meta["routing"] = doc.routing
+            action = json.dumps({"index": meta})
+            body = json.dumps(doc.source, ensure_ascii=False)
+            chunk.append((target, doc))
             lines.append(action)
             lines.append(body)
             size += len(action) + len(body) + 2
@@ -391,14 +486,8 @@ class OpenSearchIndex:
     def _filters(self, filters: dict[str, list[str]]) -> list[dict[str, Any]]:
         clauses: list[dict[str, Any]] = [{"term": {"deleted": False}}]
         for field_name, values in filters.items():
-            if not values:
+            if not values or field_name in DEPLOYMENT_FILTERS:
                 continue
-            if field_name in DEPLOYMENT_FILTERS:
-                raise InvalidQuery(
-                    field_name,
-                    f"Filtering by deployments ({field_name!r}) is not available on the "
-                    "OpenSearch index yet; it keeps no deployments.",
-                )
             if field_name not in FACET_FIELDS:
                 raise InvalidQuery(
                     field_name,
@@ -406,6 +495,9 @@ class OpenSearchIndex:
                 )
             normalised = sorted({normalise_filter_value(field_name, v) for v in values})
             clauses.append({"terms": {_FACET_FIELD.get(field_name, field_name): normalised}})
+        deployed = deployment_filter(filters)
+        if deployed is not None:
+            clauses.append(_deployment_clause(deployed))
         return clauses
 
     @staticmethod
@@ -504,11 +596,18 @@ class OpenSearchIndex:
                     "definition": {"fragment_size": 150, "number_of_fragments": 1},
                 },
             }
-        response = self._call("search", lambda: self.client.search(index=self.alias, body=body))
+        # Asked explicitly, the shard request cache keeps a first page's query phase (hits,
+        # exact total, facets) until a refresh that changed the index; by default it keeps
+        # only size-0 requests. Later pages are rarely repeated. Why not a size-0 facet
+        # request beside the hits: BENCHMARKS.md, issue 4.
+        params = {"request_cache": "true"} if after is None else {}
+        response = self._call(
+            "search", lambda: self.client.search(index=self.alias, body=body, params=params)
+        )
         hits = response["hits"]["hits"]
         more = len(hits) > limit
         hits = hits[:limit]
-        items = [self._hit(hit, bool(words)) for hit in hits]
+        items = self._with_deployments([self._hit(hit, bool(words)) for hit in hits])
         facets = {
             facet: [
                 FacetCount(value=str(b["key"]), count=int(b["doc_count"]))
@@ -532,6 +631,27 @@ class OpenSearchIndex:
             facets=facets,
             next_cursor=next_cursor,
         )
+
+    def _with_deployments(self, items: list[SearchHit]) -> list[SearchHit]:
+        """The page's hits with their environments (one realtime `mget` of their children)."""
+        if not items:
+            return items
+        keys = [item.ref.lower() for item in items]
+        body = {
+            "docs": [
+                {"_id": deployments_id(key), "routing": key, "_source": ["environments"]}
+                for key in keys
+            ]
+        }
+        response = self._call(
+            "read deployments", lambda: self.client.mget(index=self.alias, body=body)
+        )
+        return [
+            replace(item, deployments=[DeployedEnvironment(**e) for e in found])
+            if (found := (doc.get("_source") or {}).get("environments"))
+            else item
+            for item, doc in zip(items, response["docs"], strict=True)
+        ]
 
     @staticmethod
     def _hit(hit: dict[str, Any], scored: bool) -> SearchHit:
@@ -643,11 +763,13 @@ class OpenSearchRebuild:
     1. Create the new index (refresh off while it loads) and add it to the write alias:
        from then on the projection's `apply` writes every change to both indexes. Wait
        `settle_seconds` for writes that resolved the alias just before.
-    2. `write`: the store's entities, with the store's versions as external versions.
+    2. `write`: the store's entities, with the store's versions as external versions;
+       `write_deployments`: the deployments store's environments, at `STORE_VERSION`.
     3. `finish`: copy every document of the current index into the new one with its
-       version (tombstones included). External versions make this a merge: only what is
-       newer than the store's copy lands, i.e. the changes the store had not applied yet
-       and deletions. Then restore refreshes and swap both aliases in one atomic request.
+       version (tombstones and deployments included). External versions make this a merge:
+       only what is newer than the store's copy lands, i.e. the changes the store had not
+       applied yet, deletions, and every deployments document the projection wrote. Then
+       restore refreshes and swap both aliases in one atomic request.
        Searches answer from the old index until that instant and from the new one after.
     4. Wait `settle_seconds`, then delete the old index.
 
@@ -685,16 +807,24 @@ class OpenSearchRebuild:
         )
         time.sleep(index.settle_seconds)
         self.written = 0
+        self.deployments = 0
         self.rejected: list[RejectedWrite] = []
         self.caught_up = 0
 
     def write(self, writes: Sequence[IndexWrite]) -> None:
+        self._write([entity_document(w) for w in writes])
+        self.written += len(writes)
+
+    def write_deployments(self, writes: Sequence[DeploymentsWrite]) -> None:
+        self._write([deployments_document(w) for w in writes])
+        self.deployments += len(writes)
+
+    def _write(self, documents: list[BulkDocument]) -> None:
         try:
-            self._index.bulk_write([self.new], list(writes))
+            self._index.bulk([self.new], documents)
         except WritesRejected as exc:
             self.rejected.extend(exc.rejected)
             log.warning("rebuild: %s", exc)
-        self.written += len(writes)
 
     def _catch_up(self) -> None:
         client = self._index.client
@@ -702,8 +832,7 @@ class OpenSearchRebuild:
             # A scroll sees what was refreshed: make every write the old index took before
             # the new one joined the write alias visible to it.
             client.indices.refresh(index=old)
-            batch: list[IndexWrite] = []
-            sources: dict[str, dict[str, Any]] = {}
+            batch: list[BulkDocument] = []
             hits = scan(
                 client,
                 index=old,
@@ -722,22 +851,28 @@ class OpenSearchRebuild:
                 for name, values in (hit.get("fields") or {}).items():
                     if name in _MAPPED and values:
                         source[name] = values[0]
-                key = str(hit["_id"])
+                # Entity documents of an index of mapping version 1 have no join field.
+                source.setdefault("relation", ENTITY)
+                key, version = str(hit["_id"]), int(hit["_version"])
                 batch.append(
-                    IndexWrite(
-                        ref=source.get("ref", key), version=int(hit["_version"]), document=None
+                    BulkDocument(
+                        id=key,
+                        version=version,
+                        source=source,
+                        ref=source.get("ref", key.removesuffix(_DEPLOYMENTS_ID)),
+                        write_version=version,
+                        routing=hit.get("_routing"),
                     )
                 )
-                sources[key] = source
                 if len(batch) >= 1000:
-                    self._copy(batch, sources)
-                    batch, sources = [], {}
+                    self._copy(batch)
+                    batch = []
             if batch:
-                self._copy(batch, sources)
+                self._copy(batch)
 
-    def _copy(self, batch: list[IndexWrite], sources: dict[str, dict[str, Any]]) -> None:
+    def _copy(self, batch: list[BulkDocument]) -> None:
         try:
-            self._index.bulk_write([self.new], batch, sources=sources)
+            self._index.bulk([self.new], batch)
         except WritesRejected as exc:
             self.rejected.extend(exc.rejected)
         self.caught_up += len(batch)
@@ -770,7 +905,8 @@ class OpenSearchRebuild:
                 ),  # type: ignore[misc]
             )
         return (
-            f"'{index.alias}' now points to {self.new} ({self.written} documents from the store, "
+            f"'{index.alias}' now points to {self.new} ({self.written} documents and "
+            f"{self.deployments} entities' deployments from the store, "
             f"{self.caught_up} checked against {', '.join(self.old) or 'no old index'} in "
             f"{time.monotonic() - started:.1f}s; {len(self.rejected)} rejected)"
         )
@@ -784,6 +920,33 @@ class OpenSearchRebuild:
             client.indices.delete(index=self.new, params={"ignore_unavailable": "true"})
         except TransportError as exc:  # best effort: the next rebuild removes leftovers
             log.warning("could not remove %s after a failed rebuild: %s", self.new, exc)
+
+
+def _deployment_clause(deployed: DeploymentFilter) -> dict[str, Any]:
+    """Entity documents whose deployments have one environment meeting every filter."""
+    conditions: list[dict[str, Any]] = []
+    if deployed.environments:
+        conditions.append({"terms": {"environments.environment": deployed.environments}})
+        conditions.append({"exists": {"field": "environments.version"}})
+    if deployed.statuses:
+        conditions.append({"terms": {"environments.last_status": deployed.statuses}})
+    if deployed.since is not None:
+        conditions.append(
+            {"range": {f"environments.{deployed.since_field}": {"gte": deployed.since}}}
+        )
+    return {
+        "has_child": {
+            "type": DEPLOYMENTS,
+            "score_mode": "none",
+            "query": {
+                "nested": {
+                    "path": "environments",
+                    "score_mode": "none",
+                    "query": {"bool": {"filter": conditions}},
+                }
+            },
+        }
+    }
 
 
 def _merge_marks(fragments: list[str]) -> str | None:

@@ -11,13 +11,18 @@ Analysis (needs OpenSearch's analysis-common module):
   the same words as `document.name_words`.
 - `cairn_prefix`: `cairn_words` then edge n-grams (1..20 letters) of each word, for
   typeahead and word-prefix matches on names and titles; searched with `cairn_words`.
+
+Deployments (needs OpenSearch's parent-join module): an entity's environments live in a child
+document of the entity's (`relation`: `entity` -> `deployments`, id `<ref key>#deployments`,
+routed to the entity), with one nested `environments` item per environment, so a filter holds
+within one environment and entity documents and deployments are versioned apart.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-MAPPING_VERSION = 1
+MAPPING_VERSION = 2
 MAX_PREFIX = 20
 
 _ANALYSIS: dict[str, Any] = {
@@ -81,6 +86,9 @@ def _with_prefix() -> dict[str, Any]:
 # The long texts are stored apart from `_source`, so a hit (or a suggestion) never loads and
 # parses an API definition; the highlighter reads the stored field.
 LONG_TEXTS = ("spec", "definition")
+# The two sides of the `relation` join field.
+ENTITY = "entity"
+DEPLOYMENTS = "deployments"
 
 MAPPINGS: dict[str, Any] = {
     "dynamic": "strict",
@@ -112,6 +120,19 @@ MAPPINGS: dict[str, Any] = {
         "related": _words(),
         "spec": _words(store=True),
         "definition": _words(store=True),
+        # deployments (the child documents)
+        "relation": {"type": "join", "relations": {ENTITY: DEPLOYMENTS}},
+        "environments": {
+            "type": "nested",
+            "properties": {
+                "environment": _keyword(),
+                "version": _keyword(),
+                "deployed_at": {"type": "double"},
+                "last_status": _keyword(),
+                "last_version": _keyword(index=False),
+                "last_at": {"type": "double"},
+            },
+        },
     },
 }
 

@@ -262,3 +262,19 @@ class DeploymentIndex(Protocol):
     `DEPLOYMENT_FILTERS` and fills `SearchHit.deployments`)."""
 
     def apply_deployments(self, writes: Sequence[DeploymentsWrite]) -> None: ...
+
+
+# The version of deployments refilled from the deployments store (`cairn reindex`, an empty
+# index): the store keeps no `cairn.deployments` offset, so it is below every offset. Such a
+# write fills in an entity the index holds no deployments for and never replaces one the
+# projection made.
+STORE_VERSION = -1
+
+
+@runtime_checkable
+class DeploymentRebuild(Protocol):
+    """A rebuild that carries deployments into the rebuilt index."""
+
+    def write_deployments(self, writes: Sequence[DeploymentsWrite]) -> None:
+        """Write the store's environments (at `STORE_VERSION`) into the rebuilt index."""
+        ...

@@ -11,6 +11,11 @@ the projection keeps applying changes:
 
 Either way searches keep answering throughout and no change applied before the rebuild
 finished is lost.
+
+Deployments: the deployments store holds every entity's environments but not the
+`cairn.deployments` offset that last changed them, so they are written at `STORE_VERSION`
+(below every offset): they fill in what an index lacks (a new OpenSearch index, a lost FTS5
+file) and never replace what the deployments projection wrote.
 """
 
 from __future__ import annotations
@@ -20,15 +25,34 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol, TypeVar
 
-from services.index.document import build_search_document
-from services.index.port import IndexWrite, RebuildableIndex, SearchIndex
+from services.index.document import build_search_document, deployed_environment
+from services.index.port import (
+    STORE_VERSION,
+    DeploymentIndex,
+    DeploymentRebuild,
+    DeploymentsWrite,
+    IndexWrite,
+    RebuildableIndex,
+    SearchIndex,
+)
 from services.model.catalog import StoredEntity
+from services.model.ci_events import EnvironmentState
 from services.store.port import CatalogStore
 
 log = logging.getLogger("cairn.index.reindex")
 
 Progress = Callable[[int], None]
+W = TypeVar("W")
+
+
+class EnvironmentStates(Protocol):
+    """Where the environments of every entity are kept (the deployments store)."""
+
+    def iter_environment_states(
+        self, batch_size: int = 1000
+    ) -> Iterator[tuple[str, list[EnvironmentState]]]: ...
 
 
 @dataclass(frozen=True)
@@ -36,6 +60,7 @@ class ReindexResult:
     documents: int
     seconds: float
     description: str
+    deployments: int = 0  # entities whose environments were written from the store
 
 
 def epoch_seconds(moment: datetime) -> float:
@@ -50,8 +75,20 @@ def store_writes(entities: Iterable[StoredEntity]) -> Iterator[IndexWrite]:
         yield IndexWrite(ref=entity.ref, version=entity.version, document=document)
 
 
-def _batches(writes: Iterator[IndexWrite], size: int) -> Iterator[list[IndexWrite]]:
-    batch: list[IndexWrite] = []
+def store_deployment_writes(
+    states: EnvironmentStates, batch_size: int
+) -> Iterator[DeploymentsWrite]:
+    """Each entity's environments as the store holds them, at `STORE_VERSION`."""
+    for ref_key, environments in states.iter_environment_states(batch_size):
+        yield DeploymentsWrite(
+            ref=ref_key,
+            version=STORE_VERSION,
+            environments=[deployed_environment(state) for state in environments],
+        )
+
+
+def _batches(writes: Iterator[W], size: int) -> Iterator[list[W]]:
+    batch: list[W] = []
     for write in writes:
         batch.append(write)
         if len(batch) >= size:
@@ -67,26 +104,38 @@ def reindex(
     *,
     batch_size: int = 1000,
     progress: Progress | None = None,
+    deployments: EnvironmentStates | None = None,
 ) -> ReindexResult:
-    """Rebuild `index` from `store`; searches and the projection go on meanwhile."""
+    """Rebuild `index` from `store` (and its deployments from `deployments`, when the index
+    keeps them); searches and the projection go on meanwhile."""
     started = time.monotonic()
     rebuild = index.begin_rebuild()
-    written = 0
+    written = deployed = 0
     try:
         for batch in _batches(store_writes(store.iter_entities(batch_size)), batch_size):
             rebuild.write(batch)
             written += len(batch)
             if progress is not None:
                 progress(written)
+        if deployments is not None and isinstance(rebuild, DeploymentRebuild):
+            for writes in _batches(store_deployment_writes(deployments, batch_size), batch_size):
+                rebuild.write_deployments(writes)
+                deployed += len(writes)
         description = rebuild.finish()
     except BaseException:
         rebuild.abort()
         raise
-    return ReindexResult(written, time.monotonic() - started, description)
+    return ReindexResult(written, time.monotonic() - started, description, deployed)
 
 
-def fill_if_empty(store: CatalogStore, index: SearchIndex, batch_size: int = 1000) -> int:
-    """Fill an empty index from the store (a new cluster, or an index of an older layout).
+def fill_if_empty(
+    store: CatalogStore,
+    index: SearchIndex,
+    batch_size: int = 1000,
+    deployments: EnvironmentStates | None = None,
+) -> int:
+    """Fill an empty index from the store (a new cluster, or an index of an older layout),
+    with the entities' environments from `deployments` when the index keeps them.
 
     Plain version-guarded `apply`s: idempotent, and safe beside the projection and beside
     another process doing the same. Returns how many entities were written.
@@ -97,5 +146,14 @@ def fill_if_empty(store: CatalogStore, index: SearchIndex, batch_size: int = 100
     for batch in _batches(store_writes(store.iter_entities(batch_size)), batch_size):
         index.apply(batch)
         written += len(batch)
-    log.info("filled the empty search index with %d entities from the store", written)
+    deployed = 0
+    if deployments is not None and isinstance(index, DeploymentIndex):
+        for writes in _batches(store_deployment_writes(deployments, batch_size), batch_size):
+            index.apply_deployments(writes)
+            deployed += len(writes)
+    log.info(
+        "filled the empty search index with %d entities (%d with deployments) from the store",
+        written,
+        deployed,
+    )
     return written

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
@@ -687,6 +687,37 @@ class SqlDeploymentStore:
                 .order_by(CiEnvironmentStateRow.environment_key)
             )
             return [EnvironmentState.model_validate(body) for body in bodies]
+
+    def iter_environment_states(
+        self, batch_size: int = 1000
+    ) -> Iterator[tuple[str, list[EnvironmentState]]]:
+        """Every entity's environments (ref key, states by environment), in ref key order,
+        read `batch_size` rows at a time (what `cairn reindex` refills an index with)."""
+        row = CiEnvironmentStateRow
+        after: tuple[str, str] | None = None
+        ref_key: str | None = None
+        states: list[EnvironmentState] = []
+        while True:
+            query = (
+                select(row.ref_key, row.environment_key, row.body)
+                .order_by(row.ref_key, row.environment_key)
+                .limit(batch_size)
+            )
+            if after is not None:
+                query = query.where(tuple_(row.ref_key, row.environment_key) > after)
+            with self._read() as session:
+                rows = session.execute(query).all()
+            for key, _environment, body in rows:
+                if key != ref_key:
+                    if ref_key is not None:
+                        yield ref_key, states
+                    ref_key, states = key, []
+                states.append(EnvironmentState.model_validate(body))
+            if len(rows) < batch_size:
+                break
+            after = (rows[-1][0], rows[-1][1])
+        if ref_key is not None:
+            yield ref_key, states
 
     # --- commits ------------------------------------------------------------------------
 

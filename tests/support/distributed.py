@@ -1,5 +1,5 @@
-"""Cairn on the distributed stack for end-to-end tests: Kafka, PostgreSQL (and OpenSearch
-once its adapter exists), addressed by the CAIRN_TEST_* variables `make test` exports.
+"""Cairn on the distributed stack for end-to-end tests: Kafka, PostgreSQL and OpenSearch,
+addressed by the CAIRN_TEST_* variables `make test` exports.
 
 An installation is what one Cairn deployment owns: a Kafka namespace (its topics and
 consumer groups) and a database of its own. Before any process of an installation starts,
@@ -32,15 +32,15 @@ from tests.support.server import CAIRN, CairnProcess
 PROCESSOR_GROUPS = ("cairn-descriptor", "cairn-store-projection", "cairn-index-projection")
 INDEX_ADAPTER = Path(__file__).resolve().parents[2] / "services" / "index" / "opensearch_index.py"
 OPENSEARCH_ENV = "CAIRN_TEST_OPENSEARCH_URL"
-# The OpenSearch adapter keeps no deployment fields yet (issue 6), so the distributed e2e
-# installations index into FTS5 until it does; OpenSearch has its own suites
-# (tests/integration/test_search_*). Flip this when the adapter carries deployments.
-USE_OPENSEARCH = False
+# The distributed e2e installations index into OpenSearch (an alias of their own), which
+# keeps deployments beside the entities like FTS5 does (issue 6). False makes each process
+# index into FTS5 in its data dir instead (e.g. to tell an OpenSearch problem apart).
+USE_OPENSEARCH = True
 
 
 def opensearch_url() -> str | None:
-    """The stack's OpenSearch when Cairn has an OpenSearch adapter (failing if it is not
-    set then); None while the index is FTS5 in each process's data dir."""
+    """The stack's OpenSearch (failing if it is not set); None when USE_OPENSEARCH is off
+    and the index is FTS5 in each process's data dir."""
     if not INDEX_ADAPTER.exists() or not USE_OPENSEARCH:
         return None
     value = os.environ.get(OPENSEARCH_ENV)
