@@ -25,6 +25,7 @@ from processors.projections import (
     project_to_store,
 )
 from services.bus.port import EventLog, LogRecord, LogUnavailable, OutgoingRecord
+from services.bus.sqlite_log import SqliteEventLog
 from services.index.port import DeploymentIndex, IndexUnavailable, SearchIndex
 from services.model.events import DeadLettered, GitEventReceived
 from services.model.resync import repository_from_key, resync_event
@@ -34,6 +35,7 @@ from services.store.port import CatalogStore, StoreUnavailable
 log = logging.getLogger("cairn.processors")
 
 BatchHandler = Callable[[Sequence[LogRecord]], None]
+LOG_CLEANUP_INTERVAL_SECONDS = 600.0
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,24 @@ class ConsumerLoop(threading.Thread):
         self._stopping.set()
 
     def run(self) -> None:
+        delay = 0.2
+        while not self._stopping.is_set():
+            try:
+                self._consume()
+                return
+            except Exception as exc:
+                # The log client failed in a way it does not report as an outage (a client
+                # bug, a state it cannot leave): a fresh group member re-reads from the last
+                # commit, so the loop outlives it instead of leaving its records unread.
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception(
+                    "%s: the log consumer failed; reopening in %.1f s", self._spec.name, delay
+                )
+                if self._stopping.wait(delay):
+                    return
+                delay = min(delay * 2, 10.0)
+
+    def _consume(self) -> None:
         consumer = self._log.consumer(self._spec.group, self._spec.topics)
         try:
             while not self._stopping.is_set():
@@ -93,7 +113,10 @@ class ConsumerLoop(threading.Thread):
                 consumer.commit(records)
                 self.processed += len(records)
         finally:
-            consumer.close()
+            try:
+                consumer.close()
+            except Exception:
+                log.warning("%s: closing the log consumer failed", self._spec.name, exc_info=True)
 
     def _process(self, records: Sequence[LogRecord]) -> None:
         try:
@@ -173,10 +196,12 @@ def request_resync(
     return len(records)
 
 
-class PeriodicResync(threading.Thread):
-    def __init__(self, event_log: EventLog, store: CatalogStore, interval: float) -> None:
-        super().__init__(name="cairn-resync", daemon=True)
-        self._log, self._store, self._interval = event_log, store, interval
+class Periodic(threading.Thread):
+    """Runs `action` every `interval` seconds until stopped; a failure waits for the next."""
+
+    def __init__(self, name: str, interval: float, action: Callable[[], None]) -> None:
+        super().__init__(name=f"cairn-{name}", daemon=True)
+        self._interval, self._action = interval, action
         self._stopping = threading.Event()
 
     def stop(self) -> None:
@@ -185,10 +210,31 @@ class PeriodicResync(threading.Thread):
     def run(self) -> None:
         while not self._stopping.wait(self._interval):
             try:
-                count = request_resync(self._log, self._store, "periodic resync")
-                log.info("periodic resync requested for %d repositories", count)
+                self._action()
             except Exception:
-                log.exception("periodic resync failed; trying again next interval")
+                log.exception("%s failed; trying again next interval", self.name)
+
+
+def periodic_resync(event_log: EventLog, store: CatalogStore, interval: float) -> Periodic:
+    def resync() -> None:
+        count = request_resync(event_log, store, "periodic resync")
+        log.info("periodic resync requested for %d repositories", count)
+
+    return Periodic("resync", interval, resync)
+
+
+def log_cleanup(event_log: SqliteEventLog, interval: float) -> Periodic:
+    """Retention and compaction of the embedded log (Kafka does its own)."""
+
+    def clean_up() -> None:
+        removed = event_log.clean_up()
+        if removed:
+            log.info(
+                "event log cleaned up: %s",
+                ", ".join(f"{count} from {name}" for name, count in sorted(removed.items())),
+            )
+
+    return Periodic("log-cleanup", interval, clean_up)
 
 
 class EmbeddedRunner:
@@ -273,20 +319,22 @@ class EmbeddedRunner:
         if deployments is not None:
             specs += deployment_loops(event_log, index, deployments)
         self.loops = [ConsumerLoop(event_log, spec) for spec in specs]
-        self._resync = (
-            PeriodicResync(event_log, store, resync_interval) if resync_interval > 0 else None
-        )
+        self._periodic: list[Periodic] = []
+        if resync_interval > 0:
+            self._periodic.append(periodic_resync(event_log, store, resync_interval))
+        if isinstance(event_log, SqliteEventLog):
+            self._periodic.append(log_cleanup(event_log, LOG_CLEANUP_INTERVAL_SECONDS))
 
     def start(self) -> None:
         for loop in self.loops:
             loop.start()
-        if self._resync is not None:
-            self._resync.start()
+        for periodic in self._periodic:
+            periodic.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stopping.set()
-        if self._resync is not None:
-            self._resync.stop()
+        for periodic in self._periodic:
+            periodic.stop()
         for loop in self.loops:
             loop.stop()
         for loop in self.loops:
@@ -297,11 +345,10 @@ class EmbeddedRunner:
         return all(loop.is_alive() for loop in self.loops)
 
 
-def deployment_loops(
-    event_log: EventLog, index: SearchIndex, deployments: ci.DeploymentProcessor
-) -> list[LoopSpec]:
-    """The deployment processor over `cairn.ci.events` (with the git events' commits and the
-    entity changes it matches by), and the index projection of `cairn.deployments`."""
+def deployment_handler(event_log: EventLog, deployments: ci.DeploymentProcessor) -> BatchHandler:
+    """The deployment processor over records of `ci.TOPICS`, in order, publishing the
+    environment updates it returns to `cairn.deployments` before the batch counts as done.
+    Both runners drive this one handler (the embedded loop, the faust agent)."""
 
     def handle(records: Sequence[LogRecord]) -> None:
         outgoing = deployments.handle_records(records)
@@ -315,21 +362,35 @@ def deployment_loops(
             len(outgoing),
         )
 
-    specs = [LoopSpec("deployments", ci.GROUP, ci.TOPICS, handle, 200)]
+    return handle
+
+
+def deployment_index_handler(index: SearchIndex) -> BatchHandler | None:
+    """The index projection of `cairn.deployments`, or None (with a warning) when the
+    search index keeps no deployments."""
     if isinstance(index, DeploymentIndex):
         deployment_index = index
-        specs.append(
-            LoopSpec(
-                "deployment-index",
-                ci.INDEX_GROUP,
-                (DEPLOYMENTS.name,),
-                lambda records: ci.project_deployments_to_index(deployment_index, records),
-                500,
-            )
+        return lambda records: ci.project_deployments_to_index(deployment_index, records)
+    log.warning(
+        "The search index (%s) keeps no deployments: search cannot filter by them.",
+        type(index).__name__,
+    )
+    return None
+
+
+def deployment_loops(
+    event_log: EventLog, index: SearchIndex, deployments: ci.DeploymentProcessor
+) -> list[LoopSpec]:
+    """The deployment processor over `cairn.ci.events` (with the git events' commits and the
+    entity changes it matches by), and the index projection of `cairn.deployments`."""
+    specs = [
+        LoopSpec(
+            "deployments", ci.GROUP, ci.TOPICS, deployment_handler(event_log, deployments), 200
         )
-    else:
-        log.warning(
-            "The search index (%s) keeps no deployments: search cannot filter by them.",
-            type(index).__name__,
+    ]
+    project = deployment_index_handler(index)
+    if project is not None:
+        specs.append(
+            LoopSpec("deployment-index", ci.INDEX_GROUP, (DEPLOYMENTS.name,), project, 500)
         )
     return specs

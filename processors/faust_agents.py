@@ -2,11 +2,14 @@
 
 The agents in processors/faust_app.py only gather records and hand each batch to one of
 these in a worker thread, so the event loop stays free for heartbeats and rebalances. The
-processors themselves (DescriptorProcessor, the projections) are the ones the embedded
-runner uses; this module adds the distributed driver's policy around them:
+processors themselves (DescriptorProcessor, the projections, the deployment processor and
+its index projection) are the ones the embedded runner uses, through the same handlers;
+this module adds the distributed driver's policy around them:
 
 - per-key order: the git events of one repository are handled one after another, different
-  repositories in parallel; a batch is finished before the next one starts;
+  repositories in parallel; the other processors take a batch's records in the order they
+  were read, which keeps each partition's (so each key's) order; a batch is finished before
+  the next one starts;
 - coalescing: a push to the default branch followed by another one for the same repository
   in the same batch is skipped, since the later read sees everything the earlier one would
   (level-triggered, ARCHITECTURE.md invariant 3);
@@ -26,8 +29,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from processors import deployments as ci
 from processors.descriptor import DescriptorProcessor
-from processors.embedded import dead_letter
+from processors.embedded import dead_letter, deployment_handler, deployment_index_handler
 from processors.projections import project_to_index, project_to_store
 from services.bus.port import EventLog, LogRecord, LogUnavailable
 from services.index.port import SearchIndex
@@ -41,6 +45,8 @@ log = logging.getLogger("cairn.processors")
 DESCRIPTOR_GROUP = "cairn-descriptor"
 STORE_PROJECTION_GROUP = "cairn-store-projection"
 INDEX_PROJECTION_GROUP = "cairn-index-projection"
+DEPLOYMENTS_GROUP = ci.GROUP
+DEPLOYMENT_INDEX_GROUP = ci.INDEX_GROUP
 
 BatchHandler = Callable[[Sequence[LogRecord]], None]
 
@@ -271,3 +277,30 @@ def index_projection(
         project_to_index(index, records)
 
     return BatchRunner("index-projection", handle, event_log, answers(index.count), stopping)
+
+
+def deployments(
+    processor: ci.DeploymentProcessor,
+    event_log: EventLog,
+    store: CatalogStore,
+    stopping: threading.Event,
+) -> BatchRunner:
+    """The deployment processor over `ci.TOPICS`; its records live in the catalog database,
+    so that database answering tells an outage from a bad record."""
+    return BatchRunner(
+        "deployments",
+        deployment_handler(event_log, processor),
+        event_log,
+        answers(store.count_entities),
+        stopping,
+    )
+
+
+def deployment_index(
+    index: SearchIndex, event_log: EventLog, stopping: threading.Event
+) -> BatchRunner | None:
+    """The index projection of `cairn.deployments`; None when the index keeps no deployments."""
+    project = deployment_index_handler(index)
+    if project is None:
+        return None
+    return BatchRunner("deployment-index", project, event_log, answers(index.count), stopping)

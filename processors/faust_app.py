@@ -1,13 +1,20 @@
 """The processors as faust-streaming apps: the distributed driver of `cairn processors`.
 
-Three faust apps run in one worker process, one per processor, so each is its own Kafka
-consumer group (named like the embedded runner's loops) that scales and replays on its own:
+One faust app per processor runs in one worker process, so each is its own Kafka consumer
+group (named like the embedded runner's loops, so `cairn up` on Kafka and `cairn processors`
+can take turns on one installation) that scales and replays on its own:
 
 | app / consumer group | topic | does |
 | --- | --- | --- |
 | `cairn-descriptor` | `cairn.git.events` | DescriptorProcessor.handle, per repository in order |
 | `cairn-store-projection` | `cairn.entity.changes` | store projection, in batches |
 | `cairn-index-projection` | `cairn.entity.changes` | index projection, in batches |
+| `cairn-deployments` | `cairn.ci.events`, `.git.events`, `.entity.changes` | deployments |
+| `cairn-deployment-index` | `cairn.deployments` | deployments into the index |
+
+The deployment processor (DeploymentProcessor.handle_records) publishes each entity's
+environments to `cairn.deployments`; the deployment-index app runs only when the search
+index keeps deployments.
 
 Failures go to `cairn.dead-letters` (processors/faust_agents.py). Several `cairn processors`
 processes share the partitions of each group and rebalance when one joins or dies.
@@ -36,22 +43,28 @@ from typing import Any
 import faust
 from mode import Service
 
+from processors import deployments as ci
 from processors.descriptor import DescriptorProcessor
 from processors.embedded import request_resync
 from processors.faust_agents import (
+    DEPLOYMENT_INDEX_GROUP,
+    DEPLOYMENTS_GROUP,
     DESCRIPTOR_GROUP,
     INDEX_PROJECTION_GROUP,
     STORE_PROJECTION_GROUP,
     DescriptorBatches,
     Stopped,
+    deployment_index,
+    deployments,
     index_projection,
     store_projection,
 )
 from services.bus.port import EventLog, LogRecord
 from services.bus.topics_admin import missing_topics, physical_name
 from services.index.port import SearchIndex
-from services.model.topics import ENTITY_CHANGES, GIT_EVENTS
+from services.model.topics import CI_EVENTS, DEPLOYMENTS, ENTITY_CHANGES, GIT_EVENTS
 from services.settings import Settings
+from services.store.deployments_store import DeploymentStore
 from services.store.port import CatalogStore
 
 log = logging.getLogger("cairn.processors")
@@ -67,9 +80,12 @@ class ProcessorResources:
     store: CatalogStore
     index: SearchIndex
     descriptor: DescriptorProcessor
+    deployment_store: DeploymentStore
+    deployments: ci.DeploymentProcessor
 
     def close(self) -> None:
         self.event_log.close()
+        self.deployment_store.close()
         self.store.close()
         self.index.close()
 
@@ -91,7 +107,10 @@ class ProcessorRuntime(Service):
         self.descriptor: DescriptorBatches | None = None
         self.store_projection: BlockingHandler | None = None
         self.index_projection: BlockingHandler | None = None
-        self._threads = ThreadPoolExecutor(4, thread_name_prefix="cairn-agent")
+        self.deployments: BlockingHandler | None = None
+        self.deployment_index: BlockingHandler | None = None
+        # A thread per agent (each may wait out an outage) and one for the rest.
+        self._threads = ThreadPoolExecutor(6, thread_name_prefix="cairn-agent")
 
     async def on_start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -108,6 +127,12 @@ class ProcessorRuntime(Service):
             resources.store, resources.event_log, self.stopping
         )
         self.index_projection = index_projection(
+            resources.index, resources.event_log, self.stopping
+        )
+        self.deployments = deployments(
+            resources.deployments, resources.event_log, resources.store, self.stopping
+        )
+        self.deployment_index = deployment_index(
             resources.index, resources.event_log, self.stopping
         )
 
@@ -162,7 +187,20 @@ class ProcessorApps:
     descriptor: faust.App
     store_projection: faust.App
     index_projection: faust.App
+    deployments: faust.App
+    deployment_index: faust.App | None  # None when the index keeps no deployments
     topics: list[str]  # the physical topic names the apps consume
+
+    @property
+    def apps(self) -> list[faust.App]:
+        optional = [self.deployment_index] if self.deployment_index is not None else []
+        return [
+            self.descriptor,
+            self.store_projection,
+            self.index_projection,
+            self.deployments,
+            *optional,
+        ]
 
 
 def _app(settings: Settings, group: str, *, web: bool) -> faust.App:
@@ -173,6 +211,8 @@ def _app(settings: Settings, group: str, *, web: bool) -> faust.App:
         broker=[f"kafka://{server.strip()}" for server in bootstrap.split(",") if server.strip()],
         broker_client_id=f"cairn-{group}",
         store="memory://",
+        # faust keeps a folder per app (by default `<app id>-data` in the working directory).
+        datadir=str(settings.adapters.data_dir / "faust" / group),
         autodiscover=False,
         topic_allow_declare=False,
         topic_disable_leader=True,
@@ -195,9 +235,9 @@ def _app(settings: Settings, group: str, *, web: bool) -> faust.App:
     )
 
 
-def _topic(app: faust.App, settings: Settings, name: str) -> Any:
+def _topic(app: faust.App, settings: Settings, *names: str) -> Any:
     return app.topic(
-        physical_name(settings.kafka.kafka_namespace, name),
+        *(physical_name(settings.kafka.kafka_namespace, name) for name in names),
         key_type=bytes,
         value_type=bytes,
         key_serializer="raw",
@@ -231,12 +271,17 @@ def _batch_agent(
                 await stream.ack(event)
 
 
-def build_processor_apps(settings: Settings, open_resources: OpenResources) -> ProcessorApps:
-    """The three apps and the runtime they share; nothing is opened or connected here."""
+def build_processor_apps(
+    settings: Settings, open_resources: OpenResources, *, index_keeps_deployments: bool
+) -> ProcessorApps:
+    """The apps and the runtime they share; nothing is opened or connected here. The
+    deployment-index app is built only when the configured index keeps deployments (as the
+    embedded runner runs its loop only then), so its group never commits records it skipped."""
     if not settings.adapters.kafka_bootstrap:
         raise ValueError("The faust processors need CAIRN_KAFKA_BOOTSTRAP.")
     namespace = settings.kafka.kafka_namespace
-    logical = {physical_name(namespace, t.name): t.name for t in (GIT_EVENTS, ENTITY_CHANGES)}
+    consumed = (GIT_EVENTS, ENTITY_CHANGES, CI_EVENTS, DEPLOYMENTS)
+    logical = {physical_name(namespace, t.name): t.name for t in consumed}
     runtime = ProcessorRuntime(settings, open_resources)
     within = settings.kafka.kafka_batch_seconds
     batch = settings.kafka.kafka_batch_size
@@ -275,14 +320,47 @@ def build_processor_apps(settings: Settings, open_resources: OpenResources) -> P
         within,
     )
 
+    deployer = _app(settings, DEPLOYMENTS_GROUP, web=False)
+    _batch_agent(
+        deployer,
+        _topic(deployer, settings, *ci.TOPICS),
+        runtime,
+        lambda: runtime.deployments,
+        logical,
+        batch,
+        within,
+    )
+
+    deployed: faust.App | None = None
+    if index_keeps_deployments:
+        deployed = _app(settings, DEPLOYMENT_INDEX_GROUP, web=False)
+        _batch_agent(
+            deployed,
+            _topic(deployed, settings, DEPLOYMENTS.name),
+            runtime,
+            lambda: runtime.deployment_index,
+            logical,
+            batch,
+            within,
+        )
+
+    apps = ProcessorApps(
+        runtime=runtime,
+        descriptor=descriptor,
+        store_projection=store,
+        index_projection=index,
+        deployments=deployer,
+        deployment_index=deployed,
+        topics=[physical_name(namespace, t.name) for t in consumed],
+    )
+
     @descriptor.page("/healthz")
     async def healthz(web: Any, _request: Any) -> Any:
         return web.json({"status": "ok"})
 
     @descriptor.page("/readyz")
     async def readyz(web: Any, _request: Any) -> Any:
-        apps = (descriptor, store, index)
-        if runtime.ready and not any(app.crashed for app in apps):
+        if runtime.ready and not any(app.crashed for app in apps.apps):
             return web.json({"status": "ready"})
         return web.json({"status": "unavailable"}, status=503)
 
@@ -304,18 +382,20 @@ def build_processor_apps(settings: Settings, open_resources: OpenResources) -> P
                 )
             )
 
-    return ProcessorApps(
-        runtime=runtime,
-        descriptor=descriptor,
-        store_projection=store,
-        index_projection=index,
-        topics=[physical_name(namespace, t.name) for t in (GIT_EVENTS, ENTITY_CHANGES)],
-    )
+    return apps
 
 
-def run_worker(settings: Settings, open_resources: OpenResources, log_level: str) -> int:
+def run_worker(
+    settings: Settings,
+    open_resources: OpenResources,
+    log_level: str,
+    *,
+    index_keeps_deployments: bool,
+) -> int:
     """Run the faust worker until it is stopped (SIGTERM/SIGINT); returns the exit status."""
-    apps = build_processor_apps(settings, open_resources)
+    apps = build_processor_apps(
+        settings, open_resources, index_keeps_deployments=index_keeps_deployments
+    )
     bootstrap = settings.adapters.kafka_bootstrap or ""
     absent = missing_topics(bootstrap, apps.topics)
     if absent:
@@ -324,18 +404,16 @@ def run_worker(settings: Settings, open_resources: OpenResources, log_level: str
             "create them with `cairn topics` first."
         )
     log.info(
-        "cairn processors: faust worker for %s, %s and %s on http://%s:%d",
-        apps.descriptor.conf.id,
-        apps.store_projection.conf.id,
-        apps.index_projection.conf.id,
+        "cairn processors: faust worker for %s on http://%s:%d",
+        ", ".join(app.conf.id for app in apps.apps),
         settings.server.host,
         settings.server.port,
     )
+    first, *others = apps.apps
     worker = faust.Worker(
-        apps.descriptor,
+        first,
         apps.runtime,
-        apps.store_projection,
-        apps.index_projection,
+        *others,
         loglevel=log_level.upper(),
         quiet=True,
         redirect_stdouts=False,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -121,10 +121,28 @@ def build_index(settings: Settings) -> RebuildableIndex:
     return index
 
 
-def fill_index_if_empty(adapters: Adapters) -> None:
-    """An empty index (a new cluster, an index of an older layout) is filled from the store."""
+def index_keeps_deployments(settings: Settings) -> bool:
+    """Whether the index `build_index` chooses keeps deployments (known without connecting)."""
+    from services.index.port import DeploymentIndex
+
+    if settings.adapters.opensearch_url:
+        from services.index.opensearch_index import OpenSearchIndex
+
+        return issubclass(OpenSearchIndex, DeploymentIndex)
+    return issubclass(Fts5SearchIndex, DeploymentIndex)
+
+
+def fill_index_if_empty(adapters: Adapters, settings: Settings) -> None:
+    """An empty index (a new cluster, an index of an older layout) is filled from the store,
+    with the entities' environments from the deployments store."""
     try:
-        fill_if_empty(adapters.store, adapters.index)
+        if adapters.index.count() > 0 or adapters.store.count_entities() == 0:
+            return
+        deployments = build_deployment_store(settings)
+        try:
+            fill_if_empty(adapters.store, adapters.index, deployments=deployments)
+        finally:
+            deployments.close()
     except IndexUnavailable as exc:
         log.warning("could not check the search index against the store: %s", exc)
 
@@ -133,7 +151,7 @@ def build_adapters(settings: Settings) -> Adapters:
     adapters = Adapters(
         log=build_log(settings), store=build_store(settings), index=build_index(settings)
     )
-    fill_index_if_empty(adapters)
+    fill_index_if_empty(adapters, settings)
     return adapters
 
 
@@ -157,8 +175,10 @@ def create_http_app(
     on_start: Callable[[], None] | None = None,
     on_stop: Callable[[], None] | None = None,
     ready: Callable[[], bool] | None = None,
+    on_stop_async: Callable[[], Awaitable[None]] | None = None,
 ) -> FastAPI:
-    """A FastAPI app with health probes, 400 for malformed parameters, and a lifespan."""
+    """A FastAPI app with health probes, 400 for malformed parameters, and a lifespan
+    (`on_stop_async` runs on the server's event loop before `on_stop`)."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -167,6 +187,8 @@ def create_http_app(
         try:
             yield
         finally:
+            if on_stop_async is not None:
+                await on_stop_async()
             if on_stop is not None:
                 on_stop()
 

@@ -734,6 +734,7 @@ metadata:
   description: Sends e-mail, SMS and push notifications for every product.
   annotations:
     github.com/project-slug: acme/platform
+    cairn.dev/deployment-name: notification-service
   tags: [python]
 spec:
   type: service

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
 import yaml
 
+from ingest import cdevents
+from ingest.ci_github import normalise_ci
 from ingest.github import normalise
 from services.demo import DemoRepository, create_demo_repositories
+from services.demo.ci_events import ci_deliveries, expected_deployments
 from services.demo.github_payloads import ZERO_SHA
+from services.model.ci_events import CiEventReceived, DeploymentReported, PipelineRunReported
 from services.model.events import GitEventReceived, PushReceived
 
 
@@ -281,3 +286,49 @@ def test_live_commit_is_pushed_and_its_push_payload_normalises(tmp_path: Path) -
 def test_demo_file_paths_may_not_leave_the_repository(demo: dict[str, DemoRepository]) -> None:
     with pytest.raises(ValueError, match="must be relative"):
         demo["money"].commit("Escape", {"../outside.txt": "nope"})
+
+
+def test_the_demo_release_deploys_demo_heads_and_names_an_annotated_service(
+    demo: dict[str, DemoRepository],
+) -> None:
+    now = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+    deliveries = ci_deliveries(list(demo.values()), now)
+    events = [
+        normalise_ci(d.event, f"demo-{i}", d.payload)
+        if d.event is not None
+        else cdevents.normalise(d.payload, f"demo-{i}")
+        for i, d in enumerate(deliveries)
+    ]
+    assert all(isinstance(event, CiEventReceived) for event in events)
+    received = [e for e in events if isinstance(e, CiEventReceived)]
+    outcomes: dict[tuple[str, str], str] = {}
+    for event in received:
+        change = event.change
+        if isinstance(change, DeploymentReported):
+            who = event.subject.repository or event.subject.deployment_name or ""
+            outcomes[(who, change.environment)] = change.status  # states arrive in order
+    assert outcomes == {
+        ("localhost/acme/payments-api", "staging"): "success",
+        ("localhost/acme/payments-api", "production"): "success",
+        ("localhost/acme/checkout-web", "staging"): "success",
+        ("localhost/acme/checkout-web", "production"): "failure",
+        ("service/notification-service", "production"): "success",
+    }
+    assert expected_deployments(deliveries) == len(outcomes)
+    versions = {
+        e.change.version
+        for e in received
+        if isinstance(e.change, DeploymentReported) and e.source == "github"
+    }
+    assert versions == {demo["payments-api"].head, demo["checkout-web"].head}
+    [run] = {e.change.run_id for e in received if isinstance(e.change, PipelineRunReported)}
+    assert run
+
+    annotated = [
+        document["metadata"]["name"]
+        for documents in descriptors(demo["platform"]).values()
+        for document in documents
+        if document["metadata"].get("annotations", {}).get("cairn.dev/deployment-name")
+        == "notification-service"
+    ]
+    assert annotated == ["notification-service"]

@@ -4,16 +4,20 @@ order, and the listings the API serves (filters, cursor, lead time)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ingest import cdevents, github
 from ingest.deployments_api import normalise_deployment
+from processors import faust_agents
 from processors.deployments import DeploymentProcessor
-from services.bus.port import OutgoingRecord
+from services.bus.port import LogRecord, OutgoingRecord
+from services.bus.sqlite_log import SqliteEventLog
 from services.demo.ci_payloads import (
     cdevent,
     deployment_report,
@@ -25,11 +29,13 @@ from services.model.catalog import DesiredLocation, location_id
 from services.model.ci_events import CiEventReceived, DeploymentRecorded
 from services.model.events import (
     CommitSeen,
+    DeadLettered,
     EntityChanged,
     GitEventReceived,
     PushReceived,
     Repository,
 )
+from services.model.topics import CI_EVENTS, DEAD_LETTERS, DEPLOYMENTS
 from services.store.deployments_store import CiQuery, SqlDeploymentStore
 from services.store.sql_store import SqlCatalogStore
 from tests.integration.conftest import unique
@@ -316,3 +322,43 @@ def test_pipeline_runs_and_commit_times_are_kept(
     )
     summary = deployments.entity_summary(f"component:default/{name}")
     assert (summary.deployments, summary.pipeline_runs, summary.environments) == (0, 1, [])
+
+
+def test_the_faust_deployments_runner_publishes_environments_and_dead_letters_poison(
+    catalog: Catalog, processor: DeploymentProcessor, catalog_store: SqlCatalogStore, tmp_path: Path
+) -> None:
+    """The agent's blocking handler (processors/faust_agents.py) is the embedded runner's: a
+    batch with an unreadable CI event still records the good one and dead-letters the other."""
+    name = unique("ledger")
+    repository, info = catalog.repository(name)
+    catalog.publish(repository, {name: {}})
+    event = _status(info, 9, "success", T0)
+    records = [
+        LogRecord(CI_EVENTS.name, 0, offset, repository.key, value, 0.0)
+        for offset, value in enumerate([b"{not an event", event.model_dump_json().encode()])
+    ]
+    event_log = SqliteEventLog(tmp_path / "log.db")
+    try:
+        faust_agents.deployments(processor, event_log, catalog_store, threading.Event())(records)
+        consumer = event_log.consumer("assertions", (DEPLOYMENTS.name, DEAD_LETTERS.name))
+        published = consumer.poll(100, timeout=1)
+        consumer.close()
+    finally:
+        event_log.close()
+    by_topic = {
+        topic: [r for r in published if r.topic == topic]
+        for topic in {DEPLOYMENTS.name, DEAD_LETTERS.name}
+    }
+    [recorded] = _recorded(
+        [OutgoingRecord(r.topic, r.key, r.value) for r in by_topic[DEPLOYMENTS.name]]
+    )
+    assert recorded.ref == f"component:default/{name}"
+    assert [e.environment for e in recorded.environments] == ["production"]
+    [letter] = [
+        DeadLettered.model_validate_json(r.value or b"") for r in by_topic[DEAD_LETTERS.name]
+    ]
+    assert (letter.processor, letter.source_topic, letter.value) == (
+        "deployments",
+        CI_EVENTS.name,
+        "{not an event",
+    )

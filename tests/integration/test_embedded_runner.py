@@ -86,3 +86,61 @@ def test_an_unreachable_store_is_waited_out_not_dead_lettered(tmp_path: Path) ->
         loop.stop()
         loop.join(5)
         log.close()
+
+
+def test_a_failing_log_client_is_reopened_and_nothing_is_lost(tmp_path: Path) -> None:
+    """A log consumer that raises something unexpected (a client bug) does not end the
+    loop: a fresh consumer re-reads from the last commit."""
+    from processors.embedded import ConsumerLoop, LoopSpec
+    from services.bus.port import LogRecord
+
+    log = SqliteEventLog(tmp_path / "log.db")
+    opened: list[object] = []
+    real_consumer = log.consumer
+
+    class BrokenOnce:
+        """The first consumer opened fails its second poll, as a client in a bad state
+        would; later ones are the real SQLite consumer."""
+
+        def __init__(self, group: str, topics: list[str]) -> None:
+            self._real = real_consumer(group, topics)
+            self._polls = 0
+
+        def poll(self, max_records: int, timeout: float) -> list[LogRecord]:
+            self._polls += 1
+            if self._polls == 2:
+                raise RuntimeError("client state machine confused")
+            return self._real.poll(max_records, timeout)
+
+        def commit(self, records: list[LogRecord]) -> None:
+            self._real.commit(records)
+
+        def close(self) -> None:
+            self._real.close()
+
+    def consumer(group: str, topics: list[str]) -> object:
+        made = BrokenOnce(group, topics) if not opened else real_consumer(group, topics)
+        opened.append(made)
+        return made
+
+    log.consumer = consumer  # type: ignore[method-assign,assignment]
+    seen: list[bytes | None] = []
+    loop = ConsumerLoop(
+        log,
+        LoopSpec("store-projection", "g", ("t",), lambda rs: seen.extend(r.value for r in rs), 10),
+    )
+    loop.start()
+    try:
+        for i in range(3):
+            log.publish("t", "k", f"v{i}".encode())
+        wait_until(
+            lambda: loop.processed >= 3 and len(opened) == 2,
+            what="every record processed and a fresh consumer opened",
+        )
+        assert loop.is_alive()
+        assert sorted(set(seen)) == [b"v0", b"v1", b"v2"]
+        assert loop.last_error == "RuntimeError: client state machine confused"
+    finally:
+        loop.stop()
+        loop.join(5)
+        log.close()
