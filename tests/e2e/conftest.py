@@ -18,7 +18,7 @@ import pytest
 from services.demo.github_payloads import GitHubRepoInfo
 from tests.support.distributed import Installations
 from tests.support.gitrepo import GitRepo
-from tests.support.server import CairnProcess
+from tests.support.server import RUNNING, CairnProcess
 
 HOST_BASE = "https://github.com/"
 # The other Git hosts' addresses map to the same bare repositories (tests/e2e/test_*_webhooks).
@@ -28,6 +28,21 @@ OTHER_HOST_BASES = (
     "https://codeberg.org/",
     "https://bitbucket.org/",
 )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Iterator[pytest.TestReport]:
+    """A failed test shows the end of every running Cairn process's log: the CI run is
+    often the only place a timing failure happens."""
+    report: pytest.TestReport = yield
+    if report.failed:
+        for process in RUNNING:
+            report.sections.append(
+                (f"cairn {process.command} on port {process.port}", process.log())
+            )
+    return report
 
 
 @dataclass

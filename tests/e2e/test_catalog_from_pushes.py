@@ -33,7 +33,7 @@ def test_a_pushed_component_becomes_searchable_with_backstage_shape(cairn, works
     assert hit["owner"] == "group:default/team-a" and hit["kind"] == "component"
     assert hit["description"] == "Takes card payments"
 
-    entity = cairn.entity("component", name)
+    entity = cairn.entity_when("component", name)
     assert entity["apiVersion"] == "backstage.io/v1alpha1"
     annotations = entity["metadata"]["annotations"]
     target = f"{info.html_url}/blob/main/catalog-info.yaml"
@@ -58,7 +58,7 @@ def test_a_changed_descriptor_changes_the_entity_and_its_etag(cairn, workspace) 
         info, *repo.commit_and_push({"catalog-info.yaml": component(name, description="first")})
     )
     wait_until(lambda: _found(cairn, name), what="first version")
-    first = cairn.entity("component", name)
+    first = cairn.entity_when("component", name)
     cairn.push(
         info, *repo.commit_and_push({"catalog-info.yaml": component(name, description="second")})
     )
@@ -66,7 +66,9 @@ def test_a_changed_descriptor_changes_the_entity_and_its_etag(cairn, workspace) 
         lambda: [h for h in _found(cairn, name) if h["description"] == "second"],
         what="second version",
     )
-    second = cairn.entity("component", name)
+    second = cairn.entity_when(
+        "component", name, lambda e: e["metadata"].get("description") == "second"
+    )
     assert second["metadata"]["etag"] != first["metadata"]["etag"]
     assert second["metadata"]["uid"] == first["metadata"]["uid"]
 

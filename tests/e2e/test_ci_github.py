@@ -79,8 +79,7 @@ def test_deployment_states_sent_out_of_order_end_in_success_on_the_entity(
     assert deployment["entities"] == [ref] and deployment["triggered_by"] == "acme-deployer"
     assert deployment["lead_time_seconds"] == (done - committed).total_seconds()
 
-    entity = cairn.entity("component", name)
-    assert entity is not None
+    entity = cairn.entity_when("component", name)
     [production] = entity["status"]["deployments"]
     assert (production["environment"], production["version"], production["lastStatus"]) == (
         "production",
@@ -115,8 +114,7 @@ def test_a_failed_deployment_shows_as_the_last_outcome_while_the_old_version_run
         lambda: cairn.search(q=name, last_deploy_status="failure", deployed_since="1h")["items"],
         what="the failure searchable",
     )
-    entity = cairn.entity("component", name)
-    assert entity is not None
+    entity = cairn.entity_when("component", name)
     [production] = entity["status"]["deployments"]
     assert (production["version"], production["lastStatus"], production["lastVersion"]) == (
         sha,

@@ -21,6 +21,8 @@ from services.demo.github_payloads import GitHubRepoInfo, github_headers, push_p
 
 T = TypeVar("T")
 CAIRN = Path(sys.executable).parent / "cairn"
+# Every CairnProcess started and not yet stopped, so a failing test can show their logs.
+RUNNING: list[CairnProcess] = []
 
 
 def free_port() -> int:
@@ -29,7 +31,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until(check: Callable[[], T | None], timeout: float = 15.0, what: str = "condition") -> T:
+def wait_until(check: Callable[[], T | None], timeout: float = 30.0, what: str = "condition") -> T:
     """Poll `check` until it returns something truthy (tests only: never on a product path)."""
     deadline = time.monotonic() + timeout
     last: T | None = None
@@ -83,6 +85,7 @@ class CairnProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+        RUNNING.append(self)
         wait_until(self._ready, timeout=60, what=f"cairn up on {self.base_url}")
         return self
 
@@ -102,6 +105,7 @@ class CairnProcess:
         return text if full else text[-4000:]
 
     def stop(self, kill: bool = False) -> None:
+        RUNNING[:] = [other for other in RUNNING if other is not self]
         if self.process is None or self.process.poll() is not None:
             return
         self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
@@ -148,6 +152,21 @@ class CairnProcess:
         response = self.get("/api/search", **params)
         assert response.status_code == 200, response.text
         return dict(response.json())
+
+    def entity_when(
+        self,
+        kind: str,
+        name: str,
+        check: Callable[[dict[str, Any]], object] = lambda _entity: True,
+        namespace: str = "default",
+    ) -> dict[str, Any]:
+        """The entity from the catalog API once it exists and passes `check`. The search
+        index and the store are fed by separate consumers, so one may show a change a
+        moment before the other."""
+        return wait_until(
+            lambda: (e := self.entity(kind, name, namespace)) is not None and check(e) and e,
+            what=f"{kind}:{namespace}/{name} in the catalog API",
+        )
 
     def entity(self, kind: str, name: str, namespace: str = "default") -> dict[str, Any] | None:
         response = self.get(f"/api/catalog/entities/by-name/{kind}/{namespace}/{name}")
