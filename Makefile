@@ -50,7 +50,7 @@ test: $(STAMP) $(CATALOG_CLIENT_STAMP) ## lint, start Kafka/OpenSearch/PostgreSQ
 	@bash tests/run_with_stack.sh $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: $(STAMP) ## run the benchmarks and print their figures
-	$(PY) -m benchmarks.freshness
+	$(PY) -m tests.benchmarks.freshness
 
 stack-up: ## start Kafka, OpenSearch and PostgreSQL on loopback and print their settings
 	@$(STACK) up

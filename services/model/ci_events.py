@@ -367,61 +367,49 @@ class StatusTransition(Contract):
     at: datetime
 
 
-class DeploymentRecord(Contract):
-    """A deployment as the catalog keeps it: every reported state merged in event order."""
+class _RunRecord(Contract):
+    """What a deployment and a pipeline run both keep: every reported state merged in
+    event order, when it ran, where to see it and what it concerns."""
 
-    id: str  # `<source>:<deployment_id>`
+    id: str  # `<source>:<id the source gave>`
     source: str
-    environment: str
     status: str
     status_at: datetime
     transitions: list[StatusTransition] = Field(default_factory=list)
+    commit: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    url: str | None = None
+    triggered_by: str | None = None
+    repository: str | None = None
+    entity_refs: list[str] = Field(default_factory=list)
+
+    @property
+    def sort_at(self) -> datetime:
+        """When it began, as far as anyone said."""
+        if self.started_at is not None:
+            return self.started_at
+        return min((t.at for t in self.transitions), default=self.status_at)
+
+
+class DeploymentRecord(_RunRecord):
+    """A deployment as the catalog keeps it."""
+
+    environment: str
     version: str | None = None
     version_kind: str | None = None
-    commit: str | None = None
     ref: str | None = None
     artifact: str | None = None
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
     succeeded_at: datetime | None = None
-    url: str | None = None
     environment_url: str | None = None
-    triggered_by: str | None = None
     description: str | None = None
     rollback: bool = False
-    repository: str | None = None
-    entity_refs: list[str] = Field(default_factory=list)
-
-    @property
-    def sort_at(self) -> datetime:
-        """When the deployment began, as far as anyone said."""
-        if self.started_at is not None:
-            return self.started_at
-        return min((t.at for t in self.transitions), default=self.status_at)
 
 
-class PipelineRunRecord(Contract):
-    id: str  # `<source>:<run_id>`
-    source: str
-    status: str
-    status_at: datetime
-    transitions: list[StatusTransition] = Field(default_factory=list)
+class PipelineRunRecord(_RunRecord):
     pipeline: str | None = None
     branch: str | None = None
-    commit: str | None = None
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
     duration_seconds: float | None = None
-    url: str | None = None
-    triggered_by: str | None = None
-    repository: str | None = None
-    entity_refs: list[str] = Field(default_factory=list)
-
-    @property
-    def sort_at(self) -> datetime:
-        if self.started_at is not None:
-            return self.started_at
-        return min((t.at for t in self.transitions), default=self.status_at)
 
 
 class IncidentRecord(Contract):
