@@ -35,7 +35,6 @@ from sqlalchemy import (
     delete,
     event,
     func,
-    inspect,
     or_,
     select,
     tuple_,
@@ -318,10 +317,9 @@ class SqlDeploymentStore:
         if self._dialect == "postgresql":
             schema.upgrade(self._write_engine)
             return
-        existing = set(inspect(self._write_engine).get_table_names())
-        missing = [Base.metadata.tables[name] for name in _CI_TABLES if name not in existing]
-        if missing:
-            Base.metadata.create_all(self._write_engine, tables=missing)
+        schema.upgrade_embedded(
+            self._write_engine, [Base.metadata.tables[name] for name in _CI_TABLES]
+        )
 
     def close(self) -> None:
         self._write_engine.dispose()

@@ -9,7 +9,7 @@ schema at head. The migration scripts are in services/store/migrations/ (no alem
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,10 +19,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy import Column, Engine, Table, create_engine, event, inspect, literal, make_url, text
 from sqlalchemy.engine import Connection, ExceptionContext
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import NullPool
+from sqlalchemy.schema import CreateColumn
 
 from services.store.port import StoreUnavailable
 from services.store.tables import Base
@@ -146,6 +147,41 @@ def map_connection_errors(engine: Engine) -> None:
             f"The catalog store's database at {where} cannot be used ({reason}); check "
             "CAIRN_DATABASE_URL and that PostgreSQL is running and accepts this login."
         ) from context.sqlalchemy_exception
+
+
+def upgrade_embedded(engine: Engine, tables: Sequence[Table] | None = None) -> None:
+    """SQLite (the embedded store has no migration history): create the tables and indexes
+    tables.py declares that the file lacks, and add the columns added to existing tables
+    since the file was made, so a data dir from an older Cairn keeps working. A new column
+    needs a default (tables.py's scalar one is written into the ALTER)."""
+    chosen = list(tables) if tables is not None else Base.metadata.sorted_tables
+    Base.metadata.create_all(engine, tables=chosen)
+    with engine.begin() as connection:
+        inspector = inspect(connection)
+        for table in chosen:
+            present = {column["name"] for column in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in present:
+                    connection.execute(text(_add_column(table, column, engine)))
+    for table in chosen:
+        # create_all skips the indexes of tables that exist: add those added since.
+        for index in table.indexes:
+            index.create(engine, checkfirst=True)
+
+
+def _add_column(table: Table, column: Column[Any], engine: Engine) -> str:
+    ddl = str(CreateColumn(column).compile(dialect=engine.dialect))
+    if column.server_default is None and column.default is not None:
+        value = getattr(column.default, "arg", None)
+        if not getattr(column.default, "is_scalar", False):
+            raise ValueError(f"{table.name}.{column.name} needs a scalar default to be added.")
+        literal_value = literal(value).compile(
+            dialect=engine.dialect, compile_kwargs={"literal_binds": True}
+        )
+        ddl += f" DEFAULT {literal_value}"
+    elif column.server_default is None and not column.nullable:
+        raise ValueError(f"{table.name}.{column.name} is NOT NULL without a default.")
+    return f'ALTER TABLE "{table.name}" ADD COLUMN {ddl}'
 
 
 def differences(target: str | Engine) -> list[str]:

@@ -160,18 +160,14 @@ class SqlCatalogStore:
 
     def create_schema(self) -> None:
         """PostgreSQL: apply the Alembic migrations (what `cairn db upgrade` does; safe when
-        several processes start at once). SQLite: create the tables tables.py declares, as
-        the embedded store always has (its files need no migration history).
+        several processes start at once). SQLite: bring the file up to tables.py
+        (`schema.upgrade_embedded`: its files have no migration history).
         """
         had_search = inspect(self._write_engine).has_table(SearchRow.__tablename__)
         if self._dialect == "postgresql":
             schema.upgrade(self._write_engine)
         else:
-            Base.metadata.create_all(self._write_engine)
-            # create_all skips the indexes of tables that exist: add those added since.
-            for table in Base.metadata.sorted_tables:
-                for index in table.indexes:
-                    index.create(self._write_engine, checkfirst=True)
+            schema.upgrade_embedded(self._write_engine)
         if not had_search:
             self._rebuild_search()
 

@@ -6,7 +6,9 @@ deployment events per second end to end (202 to listed by /api/deployments).
 
 With `--kafka`, `cairn up` runs on Kafka and PostgreSQL (an installation of its own on the
 stack named by CAIRN_TEST_KAFKA_BOOTSTRAP and CAIRN_TEST_DATABASE_URL; the processors are
-the embedded runner's threads over Kafka consumers).
+the embedded runner's threads over Kafka consumers). With `--cluster N`, the distributed
+shape instead: `cairn ingest`, `cairn api` and N `cairn processors` (faust) workers, each
+its own process, indexing into the stack's OpenSearch (CAIRN_TEST_OPENSEARCH_URL).
 """
 
 from __future__ import annotations
@@ -27,14 +29,16 @@ from tests.e2e.catalog_files import component
 from tests.support.server import CairnProcess, wait_until
 
 
-def _seed(cairn: CairnProcess, ws: Workspace, repos: int) -> list[GitHubRepoInfo]:
+def _seed(
+    ingest: CairnProcess, api: CairnProcess, ws: Workspace, repos: int
+) -> list[GitHubRepoInfo]:
     infos = []
     for i in range(repos):
         repo, info = ws.repo(f"deploy-{i}")
-        cairn.push(info, *repo.commit_and_push({"catalog-info.yaml": component(info.name)}))
+        ingest.push(info, *repo.commit_and_push({"catalog-info.yaml": component(info.name)}))
         infos.append(info)
     wait_until(
-        lambda: cairn.search(q="deploy", limit=1)["total"] >= repos, timeout=120, what="seeding"
+        lambda: api.search(q="deploy", limit=1)["total"] >= repos, timeout=120, what="seeding"
     )
     return infos
 
@@ -66,17 +70,17 @@ def _search_version(client: httpx.Client, base: str, name: str) -> str | None:
 
 
 def measure_freshness(
-    cairn: CairnProcess, infos: list[GitHubRepoInfo], count: int
+    ingest: CairnProcess, api: CairnProcess, infos: list[GitHubRepoInfo], count: int
 ) -> tuple[list[float], list[float]]:
     entity_samples: list[float] = []
     search_samples: list[float] = []
-    base = cairn.base_url
+    base = api.base_url
     with httpx.Client(timeout=10) as client:
         for i in range(count):
             info = infos[i % len(infos)]
             version = secrets.token_hex(20)
             at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=i)
-            response = cairn.send("deployment_status", _status(info, 10_000 + i, version, at))
+            response = ingest.send("deployment_status", _status(info, 10_000 + i, version, at))
             accepted = time.perf_counter()
             assert response.status_code == 202, response.text
             seen_entity = seen_search = None
@@ -109,7 +113,9 @@ def _listed_since(client: httpx.Client, base: str, since: datetime) -> int:
             return count
 
 
-def measure_throughput(cairn: CairnProcess, infos: list[GitHubRepoInfo], burst: int) -> float:
+def measure_throughput(
+    ingest: CairnProcess, api: CairnProcess, infos: list[GitHubRepoInfo], burst: int
+) -> float:
     since = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
     payloads = [
         (
@@ -125,13 +131,13 @@ def measure_throughput(cairn: CairnProcess, infos: list[GitHubRepoInfo], burst: 
     progress(f"  throughput: sending {burst} deployment_status deliveries")
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=8) as senders:
-        for response in senders.map(lambda p: cairn.send("deployment_status", p), payloads):
+        for response in senders.map(lambda p: ingest.send("deployment_status", p), payloads):
             assert response.status_code == 202, response.text
     accepted = time.perf_counter() - started
     with httpx.Client(timeout=30) as client:
         # Each delivery is its own deployment that started `since` or later.
         start_of_burst = since - timedelta(seconds=5)
-        while _listed_since(client, cairn.base_url, start_of_burst) < burst:
+        while _listed_since(client, api.base_url, start_of_burst) < burst:
             if time.perf_counter() - started > 600:
                 raise SystemExit("the burst was not processed within 600 s")
             time.sleep(0.05)
@@ -148,30 +154,44 @@ def main() -> None:
     parser.add_argument("--deployments", type=int, default=200)
     parser.add_argument("--burst", type=int, default=1000)
     parser.add_argument("--kafka", action="store_true", help="on Kafka and PostgreSQL")
+    parser.add_argument(
+        "--cluster", type=int, default=0, metavar="N", help="ingest, api and N faust workers"
+    )
     args = parser.parse_args()
     ws = Workspace()
     installations = None
-    env: dict[str, str] = {}
-    if args.kafka:
-        from tests.support.distributed import Installations
+    cluster = None
+    if args.kafka or args.cluster:
+        from tests.support.distributed import Cluster, Installations
 
         installations = Installations()
-        env = installations.new().env
-    cairn = CairnProcess(
-        data_dir=ws.root / "data",
-        secret=secrets.token_hex(8),
-        git_config=ws.git_config,
-        extra_env=env,
-    )
-    progress(f"bench: starting cairn up on {cairn.base_url} (data in {ws.root})")
-    cairn.start()
+    if args.cluster:
+        assert installations is not None
+        cluster = Cluster(installations.new(), ws.root / "cluster", ws.git_config, "bench-secret")
+        progress(f"bench: starting cairn ingest, api and {args.cluster} processors")
+        cluster.start(args.cluster)
+        assert cluster.ingest is not None and cluster.api is not None
+        ingest, api = cluster.ingest, cluster.api
+    else:
+        env = installations.new().env if installations is not None else {}
+        ingest = api = CairnProcess(
+            data_dir=ws.root / "data",
+            secret=secrets.token_hex(8),
+            git_config=ws.git_config,
+            extra_env=env,
+        )
+        progress(f"bench: starting cairn up on {ingest.base_url} (data in {ws.root})")
+        ingest.start()
     try:
-        infos = _seed(cairn, ws, args.repos)
+        infos = _seed(ingest, api, ws, args.repos)
         progress(f"bench: freshness over {args.deployments} sequential deployments")
-        entity, search = measure_freshness(cairn, infos, args.deployments)
-        rate = measure_throughput(cairn, infos, args.burst)
+        entity, search = measure_freshness(ingest, api, infos, args.deployments)
+        rate = measure_throughput(ingest, api, infos, args.burst)
     finally:
-        cairn.stop()
+        if cluster is not None:
+            cluster.stop()
+        else:
+            ingest.stop()
         if installations is not None:
             installations.close()
     print(f"freshness 202 -> new version on the entity: {summary(entity)}")
