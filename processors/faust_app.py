@@ -206,13 +206,15 @@ class ProcessorApps:
 def _app(settings: Settings, group: str, *, web: bool) -> faust.App:
     bootstrap = settings.adapters.kafka_bootstrap or ""
     session = settings.kafka.kafka_session_timeout_seconds
+    datadir = settings.adapters.data_dir / "faust" / group
+    datadir.mkdir(parents=True, exist_ok=True)  # faust makes only the last folder
     return faust.App(
         physical_name(settings.kafka.kafka_namespace, group),
         broker=[f"kafka://{server.strip()}" for server in bootstrap.split(",") if server.strip()],
         broker_client_id=f"cairn-{group}",
         store="memory://",
         # faust keeps a folder per app (by default `<app id>-data` in the working directory).
-        datadir=str(settings.adapters.data_dir / "faust" / group),
+        datadir=str(datadir),
         autodiscover=False,
         topic_allow_declare=False,
         topic_disable_leader=True,

@@ -19,3 +19,5 @@ def test_each_app_keeps_its_folder_under_the_data_dir(
     app = _app(settings, "cairn-deployments", web=False)
     assert Path(app.conf.datadir).resolve() == (data_dir / "faust" / "cairn-deployments").resolve()
     assert not list(tmp_path.glob("*-data"))
+    app._create_directories()  # what the worker does first: the folder must be makeable
+    assert (data_dir / "faust" / "cairn-deployments").is_dir()
