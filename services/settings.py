@@ -37,7 +37,7 @@ class AdapterSettings(BaseSettings):
     opensearch_index: str = Field(
         default="cairn-entities", pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=100
     )
-    opensearch_refresh_interval: str = Field(default="1s", pattern=r"^[0-9]+(ms|s)$")
+    opensearch_refresh_interval: str = Field(default="500ms", pattern=r"^[0-9]+(ms|s)$")
     topic_partitions: int = Field(default=12, ge=1)
     topic_replication: int = Field(default=1, ge=1)
 

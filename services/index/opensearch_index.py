@@ -28,9 +28,9 @@ retries (the caller retries the whole batch; every write is idempotent); a docum
 cluster refuses (400-class item error) is reported in `WritesRejected` after the rest of the
 batch was applied.
 
-Refresh: the index refreshes every `refresh_interval` (1 s by default; measured in
+Refresh: the index refreshes every `refresh_interval` (500 ms by default; measured in
 tests/benchmarks/search.py) and bulk writes do not wait for it, so a change is searchable
-within about a second of `apply` and bulk throughput is not bound by refreshes.
+within about half a second of `apply` and bulk throughput is not bound by refreshes.
 `refresh="wait_for"` makes `apply` return only once searchable; `"true"` forces a refresh
 per batch (tests).
 """
@@ -224,7 +224,7 @@ class OpenSearchIndex:
         alias: str = "cairn-entities",
         *,
         refresh: Refresh = "false",
-        refresh_interval: str = "1s",
+        refresh_interval: str = "500ms",
         timeout: float = 10.0,
         settle_seconds: float = 1.0,
     ) -> None:

@@ -425,7 +425,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--freshness", type=int, default=100, help="changes to time (0: skip)")
-    parser.add_argument("--refresh-interval", default="1s", help="OpenSearch refresh interval")
+    parser.add_argument("--refresh-interval", default="500ms", help="OpenSearch refresh interval")
     parser.add_argument(
         "--refresh",
         default="false",
