@@ -296,6 +296,7 @@ class _Membership(ConsumerRebalanceListener):  # type: ignore[misc]
 
     def on_partitions_revoked(self, revoked: Any) -> None:
         log.info("%s: partitions revoked: %s", self._owner.group, sorted(map(str, revoked)))
+        self._owner.on_revoked()
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         log.info("%s: partitions assigned: %s", self._owner.group, sorted(map(str, assigned)))
@@ -368,8 +369,19 @@ class KafkaLogConsumer:
         self._consumer = consumer
         return consumer
 
+    def on_revoked(self) -> None:
+        # A rebalance began: until an assignment arrives this member reads nothing (its
+        # stale assignment stays in `assignment()`, so that cannot tell).
+        if self._unassigned_since is None:
+            self._unassigned_since = time.monotonic()
+
     def on_assigned(self, partitions: set[TopicPartition]) -> None:
         self._joined = True
+        if partitions:
+            self._unassigned_since = None
+            self._unassigned_limit = self._first_unassigned_limit
+        elif self._unassigned_since is None:
+            self._unassigned_since = time.monotonic()
         if self._rewind and partitions and self._consumer is not None:
             self._consumer.seek_to_beginning(*partitions)
             self._rewind = False
@@ -382,30 +394,28 @@ class KafkaLogConsumer:
             join_deadline = time.monotonic() + _JOIN_TIMEOUT_SECONDS
             while not self._joined and time.monotonic() < join_deadline:
                 records = self._poll(max_records, 0.1)
-                if records:
+                if records or self._rejoin_if_stuck():
                     return records
         records = self._poll(max_records, timeout)
-        self._rejoin_if_left_without_partitions()
+        self._rejoin_if_stuck()
         return records
 
-    def _rejoin_if_left_without_partitions(self) -> None:
-        """A member that holds no partition for long is, most likely, one the client lost
-        track of (the group moved on and it never noticed: see _complete_pending_joins).
-        It leaves and joins as a new member. A member that is idle because the group has
-        more members than partitions does this too, at doubling intervals, which costs
-        the group one rebalance each time and nothing else."""
+    def _rejoin_if_stuck(self) -> bool:
+        """A member that has held no partition for long, since it opened or since a
+        rebalance began, is most likely one the client lost track of: kafka-python 3.0 can
+        leave a join unfinished ("Elected group leader", then no assignment) while the
+        broker drops the member. It leaves and joins as a new member (True when it did).
+        A member idle because the group has more members than partitions does this too,
+        at doubling intervals, which costs the group one rebalance each time."""
         if self._consumer is None:
-            return
-        if self._consumer.assignment():
-            self._unassigned_since = None
-            self._unassigned_limit = self._first_unassigned_limit
-            return
+            return False
         now = time.monotonic()
         if self._unassigned_since is None:
-            self._unassigned_since = now
-            return
+            if not self._consumer.assignment():
+                self._unassigned_since = now
+            return False
         if now - self._unassigned_since < self._unassigned_limit:
-            return
+            return False
         log.warning(
             "%s: no partitions for %.0f s; leaving and joining the group again",
             self.group,
@@ -417,6 +427,7 @@ class KafkaLogConsumer:
         self._unassigned_since = None
         self._unassigned_limit = min(self._unassigned_limit * 2, 3600.0)
         self.rejoins += 1
+        return True
 
     def _poll(self, max_records: int, timeout: float) -> list[LogRecord]:
         consumer = self._open(timeout)
