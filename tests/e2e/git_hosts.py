@@ -60,13 +60,51 @@ class GitHost(Protocol):
     def delete_repository(self, cairn: CairnProcess, repo: HostedRepo) -> httpx.Response: ...
 
 
-class GitLab:
+class _Host:
+    """What every host's driver shares: a push is its push event, with its payload, signed
+    (or not) by `deliver`, each host's own."""
+
+    secret: str
+    push_event: str
+
+    def signing_secret(self, secret: str | None) -> str | None:
+        return self.secret if secret == CONFIGURED else secret
+
+    def push_payload(self, repo: HostedRepo, shas: tuple[str, str]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def deliver(
+        self,
+        cairn: CairnProcess,
+        event: str,
+        payload: dict[str, Any],
+        *,
+        delivery: str | None = None,
+        secret: str | None = CONFIGURED,
+    ) -> httpx.Response:
+        raise NotImplementedError
+
+    def push(
+        self,
+        cairn: CairnProcess,
+        repo: HostedRepo,
+        shas: tuple[str, str],
+        *,
+        delivery: str | None = None,
+        secret: str | None = CONFIGURED,
+    ) -> httpx.Response:
+        payload = self.push_payload(repo, shas)
+        return self.deliver(cairn, self.push_event, payload, delivery=delivery, secret=secret)
+
+
+class GitLab(_Host):
     name = "gitlab"
     instance = "https://gitlab.com"
+    push_event = "Push Hook"
 
     def __init__(self) -> None:
-        self.token = secrets.token_hex(16)
-        self.env = {"CAIRN_GITLAB_WEBHOOK_TOKEN": self.token}
+        self.secret = secrets.token_hex(16)  # GitLab's secret token
+        self.env = {"CAIRN_GITLAB_WEBHOOK_TOKEN": self.secret}
 
     def repo(self, workspace: Workspace, group: str = "acme/platform") -> HostedRepo:
         name = unique("svc")
@@ -82,23 +120,13 @@ class GitLab:
         delivery: str | None = None,
         secret: str | None = CONFIGURED,
     ) -> httpx.Response:
-        token = self.token if secret == CONFIGURED else secret
         headers = gitlab.gitlab_headers(
-            event, token, idempotency_key=delivery, instance=self.instance
+            event, self.signing_secret(secret), idempotency_key=delivery, instance=self.instance
         )
         return cairn.post_webhook("/webhooks/gitlab", gitlab.encode(payload), headers)
 
-    def push(
-        self,
-        cairn: CairnProcess,
-        repo: HostedRepo,
-        shas: tuple[str, str],
-        *,
-        delivery: str | None = None,
-        secret: str | None = CONFIGURED,
-    ) -> httpx.Response:
-        payload = gitlab.push_payload(repo.info, f"refs/heads/{repo.info.default_branch}", *shas)
-        return self.deliver(cairn, "Push Hook", payload, delivery=delivery, secret=secret)
+    def push_payload(self, repo: HostedRepo, shas: tuple[str, str]) -> dict[str, Any]:
+        return gitlab.push_payload(repo.info, f"refs/heads/{repo.info.default_branch}", *shas)
 
     def delete_branch(self, cairn: CairnProcess, repo: HostedRepo, head: str) -> httpx.Response:
         return self.push(cairn, repo, (head, ZERO_SHA))
@@ -108,9 +136,11 @@ class GitLab:
         return self.deliver(cairn, "System Hook", payload)
 
 
-class Gitea:
+class Gitea(_Host):
     """Gitea at https://gitea.com, or Forgejo (its own route and signature header) at
     https://codeberg.org."""
+
+    push_event = "push"
 
     def __init__(self, forgejo: bool = False, secret: str | None = None) -> None:
         self.forgejo = forgejo
@@ -135,7 +165,7 @@ class Gitea:
         secret: str | None = CONFIGURED,
     ) -> httpx.Response:
         body = gitea.encode(payload)
-        key = self.secret if secret == CONFIGURED else secret
+        key = self.signing_secret(secret)
         headers = gitea.gitea_headers(
             event,
             delivery or str(uuid.uuid4()),
@@ -146,17 +176,8 @@ class Gitea:
         route = "/webhooks/forgejo" if self.forgejo else "/webhooks/gitea"
         return cairn.post_webhook(route, body, headers)
 
-    def push(
-        self,
-        cairn: CairnProcess,
-        repo: HostedRepo,
-        shas: tuple[str, str],
-        *,
-        delivery: str | None = None,
-        secret: str | None = CONFIGURED,
-    ) -> httpx.Response:
-        payload = gitea.push_payload(repo.info, "refs/heads/main", *shas)
-        return self.deliver(cairn, "push", payload, delivery=delivery, secret=secret)
+    def push_payload(self, repo: HostedRepo, shas: tuple[str, str]) -> dict[str, Any]:
+        return gitea.push_payload(repo.info, "refs/heads/main", *shas)
 
     def delete_branch(self, cairn: CairnProcess, repo: HostedRepo, head: str) -> httpx.Response:
         return self.deliver(cairn, "delete", gitea.delete_payload(repo.info, "main"))
@@ -165,12 +186,13 @@ class Gitea:
         return self.deliver(cairn, "repository", gitea.repository_payload("deleted", repo.info))
 
 
-class Bitbucket:
+class Bitbucket(_Host):
     """Bitbucket Cloud: its push payload does not name the main branch, so Cairn reads
     pushes to `main` (or `master`)."""
 
     name = "bitbucket"
     base = "https://bitbucket.org"
+    push_event = "repo:push"
 
     def __init__(self) -> None:
         self.secret = secrets.token_hex(16)
@@ -184,35 +206,26 @@ class Bitbucket:
     def deliver(
         self,
         cairn: CairnProcess,
-        event_key: str,
+        event: str,
         payload: dict[str, Any],
         *,
         delivery: str | None = None,
         secret: str | None = CONFIGURED,
     ) -> httpx.Response:
         body = bitbucket.encode(payload)
-        key = self.secret if secret == CONFIGURED else secret
+        key = self.signing_secret(secret)
         headers = bitbucket.bitbucket_headers(
-            event_key,
+            event,
             delivery or str(uuid.uuid4()),
             body,
             key.encode() if key is not None else None,
         )
         return cairn.post_webhook("/webhooks/bitbucket", body, headers)
 
-    def push(
-        self,
-        cairn: CairnProcess,
-        repo: HostedRepo,
-        shas: tuple[str, str],
-        *,
-        delivery: str | None = None,
-        secret: str | None = CONFIGURED,
-    ) -> httpx.Response:
+    def push_payload(self, repo: HostedRepo, shas: tuple[str, str]) -> dict[str, Any]:
         before, after = shas
         old = None if before == ZERO_SHA else before
-        payload = bitbucket.branch_push_payload(repo.info, "main", old, after)
-        return self.deliver(cairn, "repo:push", payload, delivery=delivery, secret=secret)
+        return bitbucket.branch_push_payload(repo.info, "main", old, after)
 
     def delete_branch(self, cairn: CairnProcess, repo: HostedRepo, head: str) -> httpx.Response:
         payload = bitbucket.branch_push_payload(repo.info, "main", head, None)
