@@ -10,10 +10,9 @@ store to show the result.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode, urljoin
@@ -24,6 +23,7 @@ from fastapi.responses import Response, StreamingResponse
 from fastapi.routing import APIRoute
 
 from search_api.backstage_auth import TokenAuth
+from search_api.backstage_entities import document_json, dumps, render_document, render_entity
 from search_api.backstage_errors import (
     CatalogApiError,
     ConflictError,
@@ -59,12 +59,11 @@ from search_api.backstage_params import (
 from search_api.queries import CatalogQueries, generated_location_ref, location_data
 from services.bus.port import LogUnavailable
 from services.git.reader import GitReader
-from services.model.catalog import LocationRecord, StoredEntity, ref_key
+from services.model.catalog import EntityDocument, LocationRecord, ref_key
 from services.model.descriptor import DescriptorLimits
 from services.model.entity import (
     ANNOTATION_LOCATION,
     ANNOTATION_ORIGIN_LOCATION,
-    STATUS_PROCESSING_TYPE,
 )
 from services.model.events import GitEventReceived, LocationRemoved, Repository
 from services.model.refs import InvalidRef, parse_ref
@@ -100,52 +99,25 @@ class CatalogApiContext:
 # --- rendering ----------------------------------------------------------------------------
 
 
-def render_entity(stored: StoredEntity) -> dict[str, Any]:
-    """The entity exactly as Backstage's catalog returns it: relations and status.items.
-
-    Same output as queries.backstage_entity, built without copying the stored body (it is
-    freshly read for every request).
-    """
-    body = stored.body
-    output: dict[str, Any] = {
-        "apiVersion": body.get("apiVersion"),
-        "kind": body.get("kind"),
-        "metadata": body.get("metadata"),
-        "spec": body.get("spec", {}),
-    }
-    for key, value in body.items():
-        if key not in output:
-            output[key] = value
-    output["relations"] = [{"type": r.type, "targetRef": r.target_ref} for r in stored.relations]
-    if stored.errors:
-        status = output.get("status")
-        status = dict(status) if isinstance(status, dict) else {}
-        status["items"] = [
-            {
-                "type": STATUS_PROCESSING_TYPE,
-                "level": "error",
-                "message": f"InputError: {error.message}",
-                "error": {"name": "InputError", "message": error.message},
-            }
-            for error in stored.errors
-        ]
-        output["status"] = status
-    return output
-
-
-def _dumps(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
-
-
 def _json(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return _raw_json(dumps(value), status, headers)
+
+
+def _raw_json(text: str, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(
-        content=_dumps(value), status_code=status, media_type="application/json", headers=headers
+        content=text.encode(), status_code=status, media_type="application/json", headers=headers
     )
 
 
-def _shaped(stored: StoredEntity, fields: Transform | None) -> dict[str, Any]:
-    entity = render_entity(stored)
-    return fields(entity) if fields is not None else entity
+def _shaped(document: EntityDocument, fields: Transform | None) -> str:
+    """The document's JSON, reduced to `fields` when given."""
+    if fields is None:
+        return document_json(document)
+    return dumps(fields(render_document(document)))
+
+
+def _array(items: Iterable[str]) -> str:
+    return f"[{','.join(items)}]"
 
 
 def _location(record: LocationRecord) -> dict[str, Any]:
@@ -250,15 +222,15 @@ def create_catalog_router(context: CatalogApiContext) -> APIRouter:
         headers = None
         if result.has_more and pagination.limit is not None:
             headers = {"link": _next_link(request, pagination.limit, offset + pagination.limit)}
-        return _json([_shaped(e, fields) for e in result.entities], headers=headers)
+        return _raw_json(_array(_shaped(e, fields) for e in result.entities), headers=headers)
 
     @router.get("/entities/by-query", dependencies=[read])
     def entities_by_query(request: Request) -> Response:
-        return _json(_query_page(queries, parse_query_params(_params(request))))
+        return _raw_json(_query_page(queries, parse_query_params(_params(request))))
 
     @router.post("/entities/by-query", dependencies=[read])
     def entities_by_predicate(body: JsonBody = None) -> Response:
-        return _json(_query_page(queries, parse_query_body(body if body is not None else {})))
+        return _raw_json(_query_page(queries, parse_query_body(body if body is not None else {})))
 
     @router.get("/entities/by-uid/{uid}", dependencies=[read])
     def entity_by_uid(uid: str) -> Response:
@@ -279,10 +251,10 @@ def create_catalog_router(context: CatalogApiContext) -> APIRouter:
     @router.get("/entities/by-name/{kind}/{namespace}/{name}/ancestry", dependencies=[read])
     def entity_ancestry(kind: str, namespace: str, name: str) -> Response:
         ref = f"{kind}:{namespace}/{name}".lower()
-        stored = queries.stored_entity(ref)
-        if stored is None:
+        root = queries.entities_by_refs([ref]).get(ref)
+        if root is None:
             raise NotFoundError(f"No such entity {ref}")
-        return _json(_ancestry(queries, stored))
+        return _json(_ancestry(queries, root))
 
     @router.post("/entities/by-refs", dependencies=[read])
     def entities_by_refs(request: Request, body: JsonBody = None) -> Response:
@@ -292,11 +264,11 @@ def create_catalog_router(context: CatalogApiContext) -> APIRouter:
         predicate = parse_predicate(wanted.query) if wanted.query is not None else None
         entity_filter = combine(parse_filter_params(params), predicate)
         found = queries.entities_by_refs(wanted.entity_refs, entity_filter)
-        items = [
-            _shaped(found[ref_key(ref)], fields) if ref_key(ref) in found else None
+        items = (
+            _shaped(found[ref_key(ref)], fields) if ref_key(ref) in found else "null"
             for ref in wanted.entity_refs
-        ]
-        return _json({"items": items})
+        )
+        return _raw_json(f'{{"items":{_array(items)}}}')
 
     @router.get("/entity-facets", dependencies=[read])
     def entity_facets(request: Request) -> Response:
@@ -418,17 +390,17 @@ def install_catalog_api(app: FastAPI, context: CatalogApiContext) -> None:
 # --- helpers behind the routes ------------------------------------------------------------
 
 
-def _stream_array(entities: Iterator[StoredEntity], fields: Transform | None) -> Iterator[bytes]:
+def _stream_array(documents: Iterator[EntityDocument], fields: Transform | None) -> Iterator[bytes]:
     yield b"["
     first = True
-    chunk: list[bytes] = []
-    for stored in entities:
-        chunk.append(_dumps(_shaped(stored, fields)))
+    chunk: list[str] = []
+    for document in documents:
+        chunk.append(_shaped(document, fields))
         if len(chunk) >= STREAM_CHUNK:
-            yield (b"" if first else b",") + b",".join(chunk)
+            yield (("" if first else ",") + ",".join(chunk)).encode()
             first, chunk = False, []
     if chunk:
-        yield (b"" if first else b",") + b",".join(chunk)
+        yield (("" if first else ",") + ",".join(chunk)).encode()
     yield b"]"
 
 
@@ -436,8 +408,9 @@ def _position(state: QueryState, value: str | None, uid: str) -> list[str | None
     return [value, uid] if state.order is not None else [uid]
 
 
-def _query_page(queries: CatalogQueries, query: PageQuery) -> dict[str, Any]:
-    """One page of queryEntities, with Backstage's cursors (see DefaultEntitiesCatalog)."""
+def _query_page(queries: CatalogQueries, query: PageQuery) -> str:
+    """One page of queryEntities as JSON, with Backstage's cursors (see
+    DefaultEntitiesCatalog)."""
     state = query.state
     page = queries.query_entities(state.page_request(query.limit, query.offset))
     if state.total is not None:
@@ -459,11 +432,8 @@ def _query_page(queries: CatalogQueries, query: PageQuery) -> dict[str, Any]:
         page_info["prevCursor"] = encode_cursor(
             _with(state, position=positions[0], first=state.first, backwards=True, total=total)
         )
-    return {
-        "items": [_shaped(e, query.fields) for e in page.entities],
-        "totalItems": total,
-        "pageInfo": page_info,
-    }
+    items = _array(_shaped(e, query.fields) for e in page.entities)
+    return f'{{"items":{items},"totalItems":{total},"pageInfo":{dumps(page_info)}}}'
 
 
 def _with(
@@ -524,14 +494,14 @@ def _targets_of(location: dict[str, Any]) -> list[str]:
     return targets
 
 
-def _ancestry(queries: CatalogQueries, root: StoredEntity) -> dict[str, Any]:
+def _ancestry(queries: CatalogQueries, root: EntityDocument) -> dict[str, Any]:
     """The Location entities whose targets brought each entity in, up to the root file.
 
     Cairn keeps no processing graph; the chain is the one the descriptors state: an entity
     in file F has as parents the Location entities (from the same origin) targeting F.
     """
     origin = _annotation(root.body, ANNOTATION_ORIGIN_LOCATION)
-    candidates: list[StoredEntity] = []
+    candidates: list[EntityDocument] = []
     if origin is not None:
         candidates = queries.list_entities(
             EntityListRequest(
@@ -546,7 +516,7 @@ def _ancestry(queries: CatalogQueries, root: StoredEntity) -> dict[str, Any]:
             )
         ).entities
 
-    def parents(entity: StoredEntity) -> list[StoredEntity]:
+    def parents(entity: EntityDocument) -> list[EntityDocument]:
         own = _url_of(_annotation(entity.body, ANNOTATION_LOCATION))
         if own is None:
             return []
@@ -567,9 +537,9 @@ def _ancestry(queries: CatalogQueries, root: StoredEntity) -> dict[str, Any]:
         return found
 
     seen = {ref_key(root.ref)}
-    todo: list[StoredEntity] = []
+    todo: list[EntityDocument] = []
     items: list[dict[str, Any]] = []
-    current: StoredEntity | None = root
+    current: EntityDocument | None = root
     while current is not None:
         parent_refs: list[str] = []
         for parent in parents(current):
@@ -577,7 +547,7 @@ def _ancestry(queries: CatalogQueries, root: StoredEntity) -> dict[str, Any]:
             if ref_key(parent.ref) not in seen:
                 seen.add(ref_key(parent.ref))
                 todo.append(parent)
-        items.append({"entity": render_entity(current), "parentEntityRefs": parent_refs})
+        items.append({"entity": render_document(current), "parentEntityRefs": parent_refs})
         current = todo.pop() if todo else None
     return {"rootEntityRef": ref_key(root.ref), "items": items}
 
@@ -725,7 +695,7 @@ def _register(
     found = queries.entities_by_refs(refs)
     return {
         "location": _location(records[0]),
-        "entities": [render_entity(found[ref_key(r)]) for r in refs if ref_key(r) in found],
+        "entities": [render_document(found[ref_key(r)]) for r in refs if ref_key(r) in found],
     }
 
 

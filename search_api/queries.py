@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from services.index.port import SearchIndex, SearchPage, SearchQuery, SortOrder, Suggestion
-from services.model.catalog import LocationRecord, StoredEntity
+from services.model.catalog import EntityDocument, LocationRecord, StoredEntity
 from services.model.entity import Entity, ProcessingError, Relation
 from services.store.catalog_query import (
     EntityFilter,
@@ -80,7 +80,7 @@ class CatalogQueries:
     def list_entities(self, request: EntityListRequest) -> EntityList:
         return self._store.list_entities(request)
 
-    def stream_entities(self, request: EntityListRequest) -> Iterator[StoredEntity]:
+    def stream_entities(self, request: EntityListRequest) -> Iterator[EntityDocument]:
         return self._store.stream_entities(request)
 
     def query_entities(self, request: EntityPageRequest) -> EntityPage:
@@ -88,7 +88,7 @@ class CatalogQueries:
 
     def entities_by_refs(
         self, refs: Sequence[str], entity_filter: EntityFilter | None = None
-    ) -> dict[str, StoredEntity]:
+    ) -> dict[str, EntityDocument]:
         return self._store.get_entities(refs, entity_filter)
 
     def entity_facets(

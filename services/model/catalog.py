@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from services.model.events import ErrorRecord, RelationRecord
@@ -37,6 +39,38 @@ class StoredEntity:
     updated_at: datetime
     errors: list[ErrorRecord] = field(default_factory=list)
     relations: list[RelationRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class EntityDocument:
+    """A live entity as the catalog API lists it: its stored body kept as the JSON text the
+    store holds, parsed only when asked for (a page of documents is mostly written out again
+    as it was read). `relations_json` is its relations as Backstage's JSON array, ordered by
+    type then target ref.
+    """
+
+    ref: str
+    kind: str
+    namespace: str
+    name: str
+    uid: str
+    body_json: str
+    errors_json: str
+    relations_json: str = "[]"
+
+    @cached_property
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = json.loads(self.body_json)
+        return body
+
+    @cached_property
+    def relations(self) -> tuple[tuple[str, str], ...]:
+        """(type, target ref) pairs."""
+        return tuple((r["type"], r["targetRef"]) for r in json.loads(self.relations_json))
+
+    @cached_property
+    def errors(self) -> list[ErrorRecord]:
+        return [ErrorRecord.model_validate(e) for e in json.loads(self.errors_json or "[]")]
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,11 @@
 
 SQLAlchemy core only, on plain connections, so SQLite and PostgreSQL answer alike (the
 search table's text columns compare bytewise on both; the only dialect-specific SQL is a
-collation that lets PostgreSQL use its indexes, see _SearchCollation). Filters become
+collation that lets PostgreSQL use its indexes, see collation.py). Filters become
 `ref_key IN (SELECT ... FROM entity_search ...)` subqueries, as Backstage builds them on its
 `search` table; `relations.<type>` keys are answered from the relations table. Totals are
 counted on search rows where they can be (see _count_on_search_rows). Rows never leave
-this module: callers get StoredEntity values from entity_rows.py.
+this module: callers get EntityDocument values from entity_rows.py.
 """
 
 from __future__ import annotations
@@ -30,13 +30,9 @@ from sqlalchemy import (
     select,
     true,
 )
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.functions import FunctionElement
-from sqlalchemy.types import String
 
-from services.model.catalog import StoredEntity, ref_key
+from services.model.catalog import EntityDocument, ref_key
 from services.store.catalog_query import (
     AllOf,
     AnyOf,
@@ -51,7 +47,8 @@ from services.store.catalog_query import (
     Not,
     SortValues,
 )
-from services.store.entity_rows import LOAD_BATCH, load_entities
+from services.store.collation import ENTITY_KEY
+from services.store.entity_rows import LOAD_BATCH, load_documents
 from services.store.entity_search import SINGLE_ROW_KEYS
 from services.store.tables import EntityRow, RelationRow, SearchRow
 
@@ -63,33 +60,6 @@ RELATIONS_PREFIX = "relations."
 # told to walk the uid index instead, testing each entity with a correlated EXISTS
 # (PostgreSQL plans with statistics and is left alone).
 BROAD_MATCHES = 2000
-
-
-class _SearchCollation(FunctionElement[str]):
-    """A ref key compared in the collation of the search and relations tables' keys.
-
-    On PostgreSQL `entities.ref_key` is byte-ordered (collation "C") and those keys are not:
-    an equality between the two has no collation, so PostgreSQL cannot look the key up in
-    their indexes and hashes every match instead (a page of a broad filter then reads the
-    whole catalog). Elsewhere, the plain column.
-    """
-
-    name = "search_collation"
-    type = String()
-    inherit_cache = True
-
-
-@compiles(_SearchCollation)
-def _plain_key(element: _SearchCollation, compiler: SQLCompiler, **kw: Any) -> str:
-    return compiler.process(element.clauses, **kw)
-
-
-@compiles(_SearchCollation, "postgresql")
-def _default_collation_key(element: _SearchCollation, compiler: SQLCompiler, **kw: Any) -> str:
-    return f'({compiler.process(element.clauses, **kw)} COLLATE "default")'
-
-
-ENTITY_KEY: Any = _SearchCollation(EntityRow.ref_key)
 
 
 def _like_prefix(prefix: str) -> str:
@@ -252,8 +222,8 @@ class SqlEntityQueries:
 
     # --- loading entities in a given order --------------------------------------------
 
-    def _load_keys(self, connection: Connection, keys: Sequence[str]) -> list[StoredEntity]:
-        found = load_entities(connection, keys)
+    def _load_keys(self, connection: Connection, keys: Sequence[str]) -> list[EntityDocument]:
+        found = load_documents(connection, keys)
         return [found[key] for key in keys if key in found]
 
     # --- GET /entities -------------------------------------------------------------------
@@ -292,7 +262,7 @@ class SqlEntityQueries:
                 keys = keys[: request.limit]
             return EntityList(entities=self._load_keys(connection, keys), has_more=has_more)
 
-    def stream_entities(self, request: EntityListRequest) -> Iterator[StoredEntity]:
+    def stream_entities(self, request: EntityListRequest) -> Iterator[EntityDocument]:
         """Every match in order: the order is read at once, the entities batch by batch."""
         with self._engine.connect() as connection:
             keys = self._list_keys(connection, request)
@@ -408,12 +378,12 @@ class SqlEntityQueries:
 
     def entities_by_keys(
         self, keys: Sequence[str], entity_filter: EntityFilter | None
-    ) -> dict[str, StoredEntity]:
+    ) -> dict[str, EntityDocument]:
         condition = None
         if entity_filter is not None:
             condition = filter_condition(entity_filter, EntityRow.ref_key)
         with self._engine.connect() as connection:
-            return load_entities(connection, keys, condition)
+            return load_documents(connection, keys, condition)
 
     def facets(
         self, facets: Sequence[str], entity_filter: EntityFilter | None

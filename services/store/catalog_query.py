@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from services.model.catalog import StoredEntity
+from services.model.catalog import EntityDocument
 
 Direction = Literal["asc", "desc"]
 
@@ -69,7 +69,7 @@ class EntityListRequest:
 
 @dataclass(frozen=True)
 class EntityList:
-    entities: list[StoredEntity]
+    entities: list[EntityDocument]
     has_more: bool
 
 
@@ -106,7 +106,7 @@ class EntityPageRequest:
 
 @dataclass(frozen=True)
 class EntityPage:
-    entities: list[StoredEntity]
+    entities: list[EntityDocument]
     positions: list[SortValues]  # the sort values of each entity, for the next cursor
     total: int | None  # None when not counted
     has_more: bool = False

@@ -1,5 +1,9 @@
 """Entities read from their rows with SQLAlchemy Core: the rows in one query per batch, their
 relations in one more. No ORM objects are built: a page of entities is read, not tracked.
+
+Two shapes: StoredEntity (bodies parsed, for the processors and single reads) and
+EntityDocument (bodies left as the stored JSON text, for the catalog API's lists, which
+write most of them out again unchanged).
 """
 
 from __future__ import annotations
@@ -7,10 +11,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, Select, bindparam, select
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Connection,
+    Row,
+    Select,
+    String,
+    Text,
+    any_,
+    bindparam,
+    cast,
+    func,
+    literal_column,
+    select,
+)
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 
-from services.model.catalog import StoredEntity
+from services.model.catalog import EntityDocument, StoredEntity
 from services.model.events import ErrorRecord, RelationRecord
+from services.store.collation import ENTITY_KEY
 from services.store.tables import EntityRow, RelationRow
 
 LOAD_BATCH = 500
@@ -37,31 +57,105 @@ def live_entities() -> Select[Any]:
     return select(*_ENTITY_COLUMNS).where(EntityRow.deleted.is_(False))
 
 
+def _by_keys(stmt: Any, column: Any) -> dict[str, Any]:
+    """`stmt` for the rows whose `column` is in the `keys` parameter (a list). SQLite: an
+    expanding IN. PostgreSQL: `= ANY` of one array parameter, so that the SQL text is the same
+    for every list and psycopg prepares it once (an IN list of 100 keys is new SQL to parse,
+    plan and send for every page)."""
+    # by dialect name
+    return {
+        "sqlite": stmt.where(column.in_(bindparam("keys", expanding=True))),
+        "postgresql": stmt.where(column == any_(bindparam("keys", type_=ARRAY(String)))),
+    }
+
+
 # Built once: a statement object keeps its cache key, so reading a page builds no SQL.
-_BY_KEYS = live_entities().where(EntityRow.ref_key.in_(bindparam("keys", expanding=True)))
-_RELATIONS = select(
+_BY_KEYS = _by_keys(live_entities(), EntityRow.ref_key)
+_RELATIONS = _by_keys(
+    select(
+        RelationRow.source_key,
+        RelationRow.type,
+        RelationRow.target_key,
+        RelationRow.source_ref,
+        RelationRow.target_ref,
+    ),
     RelationRow.source_key,
-    RelationRow.type,
-    RelationRow.target_key,
-    RelationRow.source_ref,
-    RelationRow.target_ref,
-).where(RelationRow.source_key.in_(bindparam("keys", expanding=True)))
+)
+
+
+def _relations_json(dialect: str) -> Any:
+    """Per entity row, its outgoing relations as Backstage's JSON array (`[{"type",
+    "targetRef"}]`): once per type and target, ordered by type then target ref, as
+    relations_of orders them. Built by the database, so a page of documents needs no second
+    query and no Python per relation."""
+    edges = select(RelationRow.type, RelationRow.target_ref).where(
+        RelationRow.source_key == ENTITY_KEY
+    )
+    if dialect == "postgresql":
+        one = edges.distinct(RelationRow.type, RelationRow.target_key).order_by(
+            RelationRow.type, RelationRow.target_key
+        )
+        row = one.correlate(EntityRow).subquery("edges")
+        relation = func.json_build_object("type", row.c.type, "targetRef", row.c.target_ref)
+        bytewise = (row.c.type.collate("C"), row.c.target_ref.collate("C"))
+        ordered = aggregate_order_by(relation, *bytewise)
+        array = func.coalesce(func.json_agg(ordered), literal_column("'[]'::json"))
+        return select(cast(array, Text)).scalar_subquery()
+    one = edges.group_by(RelationRow.type, RelationRow.target_key).order_by(
+        RelationRow.type, RelationRow.target_ref
+    )
+    row = one.correlate(EntityRow).subquery("edges")
+    relation = func.json_object("type", row.c.type, "targetRef", row.c.target_ref)
+    return select(func.json_group_array(relation)).scalar_subquery()
+
+
+# The body and errors as the JSON text the database holds (CAST is a no-op on SQLite's text;
+# on PostgreSQL it prints the JSONB), and the relations as _relations_json makes them.
+_DOCUMENTS_BY_KEYS = {
+    dialect: _by_keys(
+        select(
+            EntityRow.ref_key,
+            EntityRow.ref,
+            EntityRow.kind,
+            EntityRow.namespace,
+            EntityRow.name,
+            EntityRow.uid,
+            cast(EntityRow.body, Text).label("body_json"),
+            cast(EntityRow.errors, Text).label("errors_json"),
+            _relations_json(dialect).label("relations_json"),
+        ).where(EntityRow.deleted.is_(False)),
+        EntityRow.ref_key,
+    )[dialect]
+    for dialect in ("sqlite", "postgresql")
+}
+
+# (type, target ref, source ref) of one outgoing relation
+_Edge = tuple[str, str, str]
+
+
+def _edges_of(connection: Connection, keys: Sequence[str]) -> dict[str, list[_Edge]]:
+    """Each entity's outgoing relations (whatever change produced them), once per type and
+    target, ordered by type then target ref."""
+    found: dict[str, dict[tuple[str, str], _Edge]] = {}
+    stmt = _RELATIONS[connection.dialect.name]
+    rows = connection.execute(stmt, {"keys": list(keys)}).all()
+    for source_key, relation_type, target_key, source_ref, target_ref in rows:
+        found.setdefault(source_key, {})[(relation_type, target_key)] = (
+            relation_type,
+            target_ref,
+            source_ref,
+        )
+    return {key: sorted(edges.values()) for key, edges in found.items()}
 
 
 def relations_of(connection: Connection, keys: Sequence[str]) -> dict[str, list[RelationRecord]]:
-    """Each entity's outgoing relations (whatever change produced them), once per type and
-    target, ordered by type then target ref."""
-    found: dict[str, dict[tuple[str, str], RelationRecord]] = {}
-    rows = connection.execute(_RELATIONS, {"keys": list(keys)}).all()
-    for source_key, relation_type, target_key, source_ref, target_ref in rows:
-        found.setdefault(source_key, {})[(relation_type, target_key)] = (
-            RelationRecord.model_construct(
-                source_ref=source_ref, type=relation_type, target_ref=target_ref
-            )
-        )
+    """Each entity's outgoing relations, as _edges_of orders them."""
     return {
-        key: sorted(edges.values(), key=lambda r: (r.type, r.target_ref))
-        for key, edges in found.items()
+        key: [
+            RelationRecord.model_construct(source_ref=source, type=kind, target_ref=target)
+            for kind, target, source in edges
+        ]
+        for key, edges in _edges_of(connection, keys).items()
     }
 
 
@@ -79,11 +173,38 @@ def load_entities(
     """The live entities among `keys` (ref keys) that meet `condition`, by ref key."""
     found: dict[str, StoredEntity] = {}
     unique = list(dict.fromkeys(keys))
-    stmt = _BY_KEYS if condition is None else _BY_KEYS.where(condition)
+    stmt = _BY_KEYS[connection.dialect.name]
+    if condition is not None:
+        stmt = stmt.where(condition)
     for start in range(0, len(unique), LOAD_BATCH):
         rows = connection.execute(stmt, {"keys": unique[start : start + LOAD_BATCH]}).all()
         for row, entity in zip(rows, to_entities(connection, rows), strict=True):
             found[row.ref_key] = entity
+    return found
+
+
+def load_documents(
+    connection: Connection, keys: Sequence[str], condition: ColumnElement[bool] | None = None
+) -> dict[str, EntityDocument]:
+    """As load_entities, with each body left as its stored JSON text."""
+    found: dict[str, EntityDocument] = {}
+    unique = list(dict.fromkeys(keys))
+    stmt = _DOCUMENTS_BY_KEYS[connection.dialect.name]
+    if condition is not None:
+        stmt = stmt.where(condition)
+    for start in range(0, len(unique), LOAD_BATCH):
+        rows = connection.execute(stmt, {"keys": unique[start : start + LOAD_BATCH]}).all()
+        for row in rows:
+            found[row.ref_key] = EntityDocument(
+                ref=row.ref,
+                kind=row.kind,
+                namespace=row.namespace,
+                name=row.name,
+                uid=row.uid,
+                body_json=row.body_json,
+                errors_json=row.errors_json,
+                relations_json=row.relations_json,
+            )
     return found
 
 

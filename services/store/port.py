@@ -8,7 +8,7 @@ Contract:
 - The descriptor processor's state (repositories, locations, entity owners) is written
   only through `reconcile_repository`, which runs the ownership plan and the caller's
   `emit` in one transaction: state is saved only if the changes were published.
-- Readers get `StoredEntity`/`LocationRecord` values, never rows.
+- Readers get `StoredEntity`/`EntityDocument`/`LocationRecord` values, never rows.
 """
 
 from __future__ import annotations
@@ -18,7 +18,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from services.model.catalog import DesiredLocation, LocationRecord, OwnershipPlan, StoredEntity
+from services.model.catalog import (
+    DesiredLocation,
+    EntityDocument,
+    LocationRecord,
+    OwnershipPlan,
+    StoredEntity,
+)
 from services.model.events import EntityChanged, Repository
 from services.store.catalog_query import (
     EntityFilter,
@@ -73,7 +79,7 @@ class CatalogStore(Protocol):
 
     def list_entities(self, request: EntityListRequest) -> EntityList: ...
 
-    def stream_entities(self, request: EntityListRequest) -> Iterator[StoredEntity]:
+    def stream_entities(self, request: EntityListRequest) -> Iterator[EntityDocument]:
         """Every match of `request` in its order, read in batches (no limit)."""
         ...
 
@@ -81,7 +87,7 @@ class CatalogStore(Protocol):
 
     def get_entities(
         self, refs: Sequence[str], entity_filter: EntityFilter | None = None
-    ) -> dict[str, StoredEntity]:
+    ) -> dict[str, EntityDocument]:
         """The entities of these refs that exist (and match), keyed by lower-cased ref."""
         ...
 

@@ -33,6 +33,7 @@ from sqlalchemy.types import TypeDecorator
 
 from services.model.catalog import (
     DesiredLocation,
+    EntityDocument,
     LocationRecord,
     Owner,
     OwnershipPlan,
@@ -277,7 +278,7 @@ class SqlCatalogStore:
     def list_entities(self, request: EntityListRequest) -> EntityList:
         return self._queries.list_entities(request)
 
-    def stream_entities(self, request: EntityListRequest) -> Iterator[StoredEntity]:
+    def stream_entities(self, request: EntityListRequest) -> Iterator[EntityDocument]:
         return self._queries.stream_entities(request)
 
     def query_entities(self, request: EntityPageRequest) -> EntityPage:
@@ -285,7 +286,7 @@ class SqlCatalogStore:
 
     def get_entities(
         self, refs: Sequence[str], entity_filter: EntityFilter | None = None
-    ) -> dict[str, StoredEntity]:
+    ) -> dict[str, EntityDocument]:
         return self._queries.entities_by_keys([ref_key(ref) for ref in refs], entity_filter)
 
     def entity_facets(

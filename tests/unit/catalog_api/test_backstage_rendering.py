@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
-from search_api.catalog_api import render_entity
+from search_api.backstage_entities import document_json, render_document, render_entity
 from search_api.queries import backstage_entity, generated_location_ref
-from services.model.catalog import StoredEntity
+from services.model.catalog import EntityDocument, StoredEntity
 from services.model.events import ErrorRecord, RelationRecord
 from services.store.entity_search import SearchEntry, build_search_entries
 
@@ -90,3 +91,58 @@ def test_rendering_matches_the_backstage_entity_shape() -> None:
 def test_a_registered_location_gets_backstages_generated_entity_ref() -> None:
     ref = generated_location_ref("url", "https://github.com/acme/a/blob/main/catalog-info.yaml")
     assert ref.startswith("location:default/generated-") and len(ref.split("-", 1)[1]) == 40
+
+
+def _document(body: dict, errors: list | None = None, body_json: str | None = None):
+    return EntityDocument(
+        ref="component:default/a",
+        kind="Component",
+        namespace="default",
+        name="a",
+        uid="u",
+        body_json=body_json if body_json is not None else json.dumps(body),
+        errors_json=json.dumps(errors or []),
+        relations_json=json.dumps(
+            [
+                {"type": "dependsOn", "targetRef": "resource:default/db"},
+                {"type": "ownedBy", "targetRef": "group:default/x"},
+            ]
+        ),
+    )
+
+
+BODY = {
+    "apiVersion": "backstage.io/v1alpha1",
+    "kind": "Component",
+    "metadata": {"name": "a", "description": 'quoted "relations" and ünïcode'},
+    "spec": {"type": "service"},
+}
+
+
+def test_a_document_is_spliced_into_the_same_json_as_rendering_it() -> None:
+    document = _document(BODY)
+    text = document_json(document)
+    assert json.loads(text) == render_document(document)
+    assert json.loads(text)["relations"][1] == {"type": "ownedBy", "targetRef": "group:default/x"}
+
+
+def test_jsonb_printed_bodies_and_pretty_text_splice_too() -> None:
+    jsonb_text = json.dumps(BODY, indent=2) + "\n"
+    document = _document(BODY, body_json=jsonb_text)
+    assert json.loads(document_json(document)) == render_document(document)
+
+
+def test_documents_the_splice_cannot_render_alike_are_rendered_whole() -> None:
+    with_errors = _document(BODY, errors=[{"message": "broken", "location": "t"}])
+    own_relations = _document({**BODY, "relations": [{"type": "x", "targetRef": "y"}]})
+    without_spec = _document({k: v for k, v in BODY.items() if k != "spec"})
+    empty = _document({}, body_json="{}")
+    for document in (with_errors, own_relations, without_spec, empty):
+        assert json.loads(document_json(document)) == render_document(document)
+    rendered = json.loads(document_json(with_errors))
+    assert rendered["status"]["items"][0]["error"]["message"] == "broken"
+    assert json.loads(document_json(without_spec))["spec"] == {}
+    assert [r["type"] for r in json.loads(document_json(own_relations))["relations"]] == [
+        "dependsOn",
+        "ownedBy",
+    ]
