@@ -11,7 +11,9 @@ this module: callers get EntityDocument values from entity_rows.py.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import (
@@ -30,9 +32,8 @@ from sqlalchemy import (
     select,
     true,
 )
-from sqlalchemy.orm import aliased
 
-from services.model.catalog import EntityDocument, ref_key
+from services.model.catalog import EntityDocument
 from services.store.catalog_query import (
     AllOf,
     AnyOf,
@@ -48,11 +49,14 @@ from services.store.catalog_query import (
     SortValues,
 )
 from services.store.collation import ENTITY_KEY
-from services.store.entity_rows import LOAD_BATCH, load_documents
+from services.store.entity_rows import LOAD_BATCH, document_columns, load_documents, to_document
 from services.store.entity_search import SINGLE_ROW_KEYS
 from services.store.tables import EntityRow, RelationRow, SearchRow
 
 RELATIONS_PREFIX = "relations."
+# The search table as a Core table: its aliases are several times cheaper to build than the
+# ORM's aliased(), and every page builds a few.
+_SEARCH = SearchRow.__table__
 
 # SQLite's planner (no statistics) drives a filtered page from the filter's IN list and sorts
 # every match, even when thousands match and the uid index could be walked in order. When
@@ -78,19 +82,19 @@ def _match_rows(match: FieldMatch) -> tuple[Select[Any], Any]:
         if match.prefix is not None:
             stmt = stmt.where(target.like(_like_prefix(match.prefix), escape="\\"))
         return stmt, RelationRow.source_key
-    search = aliased(SearchRow)
-    return _search_match(select(search.ref_key), search, match), search.ref_key
+    search = _SEARCH.alias()
+    return _search_match(select(search.c.ref_key), search, match), search.c.ref_key
 
 
 def _search_match(stmt: Select[Any], search: Any, match: FieldMatch) -> Select[Any]:
-    stmt = stmt.where(search.key == match.key)
+    stmt = stmt.where(search.c.key == match.key)
     if match.values is not None:
         if len(match.values) == 1:
-            stmt = stmt.where(search.value == match.values[0])
+            stmt = stmt.where(search.c.value == match.values[0])
         else:
-            stmt = stmt.where(search.value.in_(match.values))
+            stmt = stmt.where(search.c.value.in_(match.values))
     if match.prefix is not None:
-        stmt = stmt.where(search.value.like(_like_prefix(match.prefix), escape="\\"))
+        stmt = stmt.where(search.c.value.like(_like_prefix(match.prefix), escape="\\"))
     return stmt
 
 
@@ -152,7 +156,8 @@ def _count_on_search_rows(request: EntityPageRequest) -> Select[Any] | None:
     """
     sort, text = request.order, request.full_text
     items = _conjuncts(request.filter) if request.filter is not None else []
-    rows = aliased(SearchRow, name="counted")
+    table = _SEARCH.alias("counted")
+    rows = table.c
     stmt: Select[Any]
     if _text_on_sort(request):
         assert text is not None
@@ -175,7 +180,7 @@ def _count_on_search_rows(request: EntityPageRequest) -> Select[Any] | None:
         if driver is not None:
             items.remove(driver)
             once = driver.key in SINGLE_ROW_KEYS
-            stmt = _search_match(select(), rows, driver)
+            stmt = _search_match(select(), table, driver)
         elif text is not None:
             once = len(text.fields) == 1 and text.fields[0] in SINGLE_ROW_KEYS
             stmt = select().where(rows.key.in_(text.fields), rows.value.like(f"%{text.term}%"))
@@ -187,7 +192,7 @@ def _count_on_search_rows(request: EntityPageRequest) -> Select[Any] | None:
         stmt = stmt.where(filter_condition(AllOf(tuple(items)), rows.ref_key))
     if text is not None:
         stmt = stmt.where(rows.ref_key.in_(_full_text_rows(text)))
-    return stmt.select_from(rows)
+    return stmt.select_from(table)
 
 
 def _conjuncts(node: EntityFilter) -> list[EntityFilter]:
@@ -205,13 +210,42 @@ def _text_on_sort(request: EntityPageRequest) -> bool:
     return sort is not None and text is not None and text.fields == (sort.field,)
 
 
+def _ordering(request: EntityPageRequest, value: Any, uid: Any) -> list[Any]:
+    """A page's ORDER BY: (nulls last, sort value,) uid, each in the page's direction."""
+    ascending = (request.order is None or request.order.order == "asc") != request.backwards
+    order: list[Any] = []
+    if value is not None:
+        # A full-text filter on the sort field leaves no null value to sort last; without
+        # the flag, the search index's (key, value) order serves the page directly.
+        if not _text_on_sort(request):
+            null_flag = case((value.is_(None), 1), else_=0)
+            order.append(null_flag.asc() if not request.backwards else null_flag.desc())
+        order.append(value.asc() if ascending else value.desc())
+    order.append(uid.asc() if ascending else uid.desc())
+    return order
+
+
 def _full_text_rows(text: FullTextFilter) -> Select[Any]:
-    words = aliased(SearchRow)
+    words = _SEARCH.alias().c
     return (
         select(words.ref_key)
         .where(words.key.in_(text.fields), words.value.like(f"%{text.term}%"))
         .correlate(None)
     )
+
+
+_count_pool: ThreadPoolExecutor | None = None
+_count_pool_lock = threading.Lock()
+
+
+def _counts() -> ThreadPoolExecutor:
+    """The threads that count pages' totals (a few: a count waits on the database, and
+    every request thread of the API may start one)."""
+    global _count_pool
+    with _count_pool_lock:
+        if _count_pool is None:
+            _count_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cairn-count")
+        return _count_pool
 
 
 class SqlEntityQueries:
@@ -274,31 +308,46 @@ class SqlEntityQueries:
     # --- queryEntities -------------------------------------------------------------------
 
     def query_entities(self, request: EntityPageRequest) -> EntityPage:
-        with self._engine.connect() as connection:
-            sqlite = connection.dialect.name == "sqlite"
-            total = self._count(connection, request) if request.count else None
-            known = total if total is not None else request.known_total
-            broad = (
-                sqlite
-                and request.order is None
-                and request.filter is not None
-                and known is not None
-                and known >= BROAD_MATCHES
-                and known * 20 >= self._sqlite_entity_rows(connection)
-            )
-            paged, sorted_by_value = self._page(request, drive=not broad)
-            rows = list(connection.execute(paged).all()) if request.limit > 0 else []
-            if request.backwards:
-                rows.reverse()
-            has_more = request.limit > 0 and (request.backwards or len(rows) > request.limit)
-            rows = rows[: request.limit]
-            entities = self._load_keys(connection, [row[0] for row in rows])
-        # Rows deleted between the two reads are dropped, and their positions with them.
-        loaded = {ref_key(entity.ref) for entity in entities}
+        """One page and, when asked, the total: the total is counted on a connection of its
+        own while the page is read, as Backstage does (a count can cost more than the page:
+        it visits every match). Only SQLite's choice of plan for a filter without order
+        needs the total first (see BROAD_MATCHES)."""
+        sqlite = self._engine.dialect.name == "sqlite"
+        plan_by_total = sqlite and request.order is None and request.filter is not None
+        counting: Future[int] | None = None
+        if request.count and not plan_by_total:
+            counting = _counts().submit(self._count_alone, request)
+        try:
+            with self._engine.connect() as connection:
+                total = None
+                if request.count and counting is None:
+                    total = self._count(connection, request)
+                known = total if total is not None else request.known_total
+                broad = (
+                    plan_by_total
+                    and known is not None
+                    and known >= BROAD_MATCHES
+                    and known * 20 >= self._sqlite_entity_rows(connection)
+                )
+                paged, sorted_by_value = self._page(request, drive=not broad)
+                stmt = self._with_documents(paged, request)
+                rows = list(connection.execute(stmt).all()) if request.limit > 0 else []
+        finally:
+            if counting is not None:
+                total = counting.result()
+        if request.backwards:
+            rows.reverse()
+        has_more = request.limit > 0 and (request.backwards or len(rows) > request.limit)
+        rows = rows[: request.limit]
         positions: list[SortValues] = [
-            (row[2] if sorted_by_value else None, row[1]) for row in rows if row[0] in loaded
+            (row[2] if sorted_by_value else None, row[1]) for row in rows
         ]
+        entities = [to_document(row) for row in rows]
         return EntityPage(entities=entities, positions=positions, total=total, has_more=has_more)
+
+    def _count_alone(self, request: EntityPageRequest) -> int:
+        with self._engine.connect() as connection:
+            return self._count(connection, request)
 
     def _sqlite_entity_rows(self, connection: Connection) -> int:
         """About how many entity rows there are, tombstones included: rows are never deleted,
@@ -317,7 +366,8 @@ class SqlEntityQueries:
         """The matching rows: (ref key, uid[, sort value]), unordered and unpaged."""
         sort = request.order
         text = request.full_text
-        search = aliased(SearchRow, name="sort_value")
+        table = _SEARCH.alias("sort_value")
+        search = table.c
         columns: list[Any] = [EntityRow.ref_key, EntityRow.uid]
         if sort is not None:
             columns.append(search.value)
@@ -329,13 +379,13 @@ class SqlEntityQueries:
             # The full-text filter rejects entities without the value: start from the
             # matching search rows and join their entities.
             stmt = (
-                stmt.select_from(search)
+                stmt.select_from(table)
                 .join(EntityRow, EntityRow.ref_key == search.ref_key)
                 .where(search.key == sort.field)
             )
         else:
             stmt = stmt.select_from(EntityRow).outerjoin(
-                search, and_(search.ref_key == ENTITY_KEY, search.key == sort.field)
+                table, and_(search.ref_key == ENTITY_KEY, search.key == sort.field)
             )
         stmt = stmt.where(EntityRow.deleted.is_(False))
         if request.filter is not None:
@@ -348,31 +398,37 @@ class SqlEntityQueries:
         return stmt
 
     def _page(self, request: EntityPageRequest, drive: bool) -> tuple[Select[Any], bool]:
+        """The page's rows (ref key, uid[, sort value]) in order: one more than the limit."""
         stmt = self._page_base(request, drive)
         sort = request.order
         value: Any = stmt.selected_columns[2] if sort is not None else None
         ascending = (sort is None or sort.order == "asc") != request.backwards
-        null_flag = case((value.is_(None), 1), else_=0) if value is not None else None
         if request.after is not None:
             after_value, after_uid = request.after
             keyset: list[tuple[Any, Any, bool]] = []
             if value is not None:
                 # Nulls sort last in the forward direction, whichever the order.
+                null_flag = case((value.is_(None), 1), else_=0)
                 keyset.append((null_flag, 1 if after_value is None else 0, not request.backwards))
                 keyset.append((value, after_value, ascending))
             keyset.append((EntityRow.uid, after_uid, ascending))
             stmt = stmt.where(_after(keyset))
-        if null_flag is not None:
-            # A full-text filter on the sort field leaves no null value to sort last; without
-            # the flag, the search index's (key, value) order serves the page directly.
-            if not _text_on_sort(request):
-                stmt = stmt.order_by(null_flag.asc() if not request.backwards else null_flag.desc())
-            stmt = stmt.order_by(value.asc() if ascending else value.desc())
-        stmt = stmt.order_by(EntityRow.uid.asc() if ascending else EntityRow.uid.desc())
+        stmt = stmt.order_by(*_ordering(request, value, EntityRow.uid))
         if request.after is None and request.offset:
             stmt = stmt.offset(request.offset)
         stmt = stmt.limit(request.limit if request.backwards else request.limit + 1)
         return stmt, value is not None
+
+    def _with_documents(self, paged: Select[Any], request: EntityPageRequest) -> Select[Any]:
+        """The page's rows, in the same order, each followed by its document's columns (one
+        statement for the page and its documents)."""
+        page = paged.subquery("page")
+        value = page.c.value if request.order is not None else None
+        return (
+            select(*page.c, *document_columns(self._engine.dialect.name))
+            .select_from(page.join(EntityRow, EntityRow.ref_key == page.c.ref_key))
+            .order_by(*_ordering(request, value, page.c.uid))
+        )
 
     # --- by refs and facets ----------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from sqlalchemy import (
     literal_column,
     select,
 )
-from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.dialects.postgresql import aggregate_order_by, distinct_on
 
 from services.model.catalog import EntityDocument, StoredEntity
 from services.model.events import ErrorRecord, RelationRecord
@@ -92,7 +92,7 @@ def _relations_json(dialect: str) -> Any:
         RelationRow.source_key == ENTITY_KEY
     )
     if dialect == "postgresql":
-        one = edges.distinct(RelationRow.type, RelationRow.target_key).order_by(
+        one = edges.ext(distinct_on(RelationRow.type, RelationRow.target_key)).order_by(
             RelationRow.type, RelationRow.target_key
         )
         row = one.correlate(EntityRow).subquery("edges")
@@ -109,21 +109,46 @@ def _relations_json(dialect: str) -> Any:
     return select(func.json_group_array(relation)).scalar_subquery()
 
 
-# The body and errors as the JSON text the database holds (CAST is a no-op on SQLite's text;
-# on PostgreSQL it prints the JSONB), and the relations as _relations_json makes them.
+def _document_columns(dialect: str) -> list[Any]:
+    return [
+        EntityRow.ref,
+        EntityRow.kind,
+        EntityRow.namespace,
+        EntityRow.name,
+        EntityRow.uid,
+        cast(EntityRow.body, Text).label("body_json"),
+        cast(EntityRow.errors, Text).label("errors_json"),
+        _relations_json(dialect).label("relations_json"),
+    ]
+
+
+_DOCUMENT_COLUMNS = {dialect: _document_columns(dialect) for dialect in ("sqlite", "postgresql")}
+
+
+def document_columns(dialect: str) -> list[Any]:
+    """What to_document builds an EntityDocument from, in a query over the entities table: the
+    body and errors as the JSON text the database holds (CAST is a no-op on SQLite's text; on
+    PostgreSQL it prints the JSONB), and the relations as _relations_json makes them. Built
+    once per dialect: every page's statement reuses them."""
+    return _DOCUMENT_COLUMNS[dialect]
+
+
+def to_document(row: Row[Any]) -> EntityDocument:
+    return EntityDocument(
+        ref=row.ref,
+        kind=row.kind,
+        namespace=row.namespace,
+        name=row.name,
+        uid=row.uid,
+        body_json=row.body_json,
+        errors_json=row.errors_json,
+        relations_json=row.relations_json,
+    )
+
+
 _DOCUMENTS_BY_KEYS = {
     dialect: _by_keys(
-        select(
-            EntityRow.ref_key,
-            EntityRow.ref,
-            EntityRow.kind,
-            EntityRow.namespace,
-            EntityRow.name,
-            EntityRow.uid,
-            cast(EntityRow.body, Text).label("body_json"),
-            cast(EntityRow.errors, Text).label("errors_json"),
-            _relations_json(dialect).label("relations_json"),
-        ).where(EntityRow.deleted.is_(False)),
+        select(EntityRow.ref_key, *document_columns(dialect)).where(EntityRow.deleted.is_(False)),
         EntityRow.ref_key,
     )[dialect]
     for dialect in ("sqlite", "postgresql")
@@ -195,16 +220,7 @@ def load_documents(
     for start in range(0, len(unique), LOAD_BATCH):
         rows = connection.execute(stmt, {"keys": unique[start : start + LOAD_BATCH]}).all()
         for row in rows:
-            found[row.ref_key] = EntityDocument(
-                ref=row.ref,
-                kind=row.kind,
-                namespace=row.namespace,
-                name=row.name,
-                uid=row.uid,
-                body_json=row.body_json,
-                errors_json=row.errors_json,
-                relations_json=row.relations_json,
-            )
+            found[row.ref_key] = to_document(row)
     return found
 
 
