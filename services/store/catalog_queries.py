@@ -249,7 +249,9 @@ def _counts() -> ThreadPoolExecutor:
 
 
 class SqlEntityQueries:
-    """Reads on plain connections (no ORM session): each method is one read transaction."""
+    """Reads on plain connections (no ORM session). A page's total is counted by another
+    thread on a second connection; the page's thread waits for it only after releasing its
+    own, so a full pool can delay a count but not deadlock it."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine

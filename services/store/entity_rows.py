@@ -1,9 +1,10 @@
-"""Entities read from their rows with SQLAlchemy Core: the rows in one query per batch, their
-relations in one more. No ORM objects are built: a page of entities is read, not tracked.
+"""Entities read from their rows with SQLAlchemy Core. No ORM objects are built: a page of
+entities is read, not tracked.
 
-Two shapes: StoredEntity (bodies parsed, for the processors and single reads) and
-EntityDocument (bodies left as the stored JSON text, for the catalog API's lists, which
-write most of them out again unchanged).
+Two shapes: StoredEntity (bodies parsed, relations read in a second query; for the
+processors and single reads) and EntityDocument (bodies left as the stored JSON text,
+relations aggregated into JSON by the same query; for the catalog API's lists, which write
+most of them out again unchanged).
 """
 
 from __future__ import annotations
@@ -58,11 +59,10 @@ def live_entities() -> Select[Any]:
 
 
 def _by_keys(stmt: Any, column: Any) -> dict[str, Any]:
-    """`stmt` for the rows whose `column` is in the `keys` parameter (a list). SQLite: an
-    expanding IN. PostgreSQL: `= ANY` of one array parameter, so that the SQL text is the same
-    for every list and psycopg prepares it once (an IN list of 100 keys is new SQL to parse,
-    plan and send for every page)."""
-    # by dialect name
+    """`stmt` for the rows whose `column` is in the `keys` parameter (a list), by dialect
+    name. SQLite: an expanding IN. PostgreSQL: `= ANY` of one array parameter, so that the
+    SQL text is the same for every list and psycopg prepares it once (an IN list of 100 keys
+    is new SQL to parse, plan and send for every page)."""
     return {
         "sqlite": stmt.where(column.in_(bindparam("keys", expanding=True))),
         "postgresql": stmt.where(column == any_(bindparam("keys", type_=ARRAY(String)))),
@@ -109,8 +109,8 @@ def _relations_json(dialect: str) -> Any:
     return select(func.json_group_array(relation)).scalar_subquery()
 
 
-def _document_columns(dialect: str) -> list[Any]:
-    return [
+def _document_columns(dialect: str) -> tuple[Any, ...]:
+    return (
         EntityRow.ref,
         EntityRow.kind,
         EntityRow.namespace,
@@ -119,13 +119,13 @@ def _document_columns(dialect: str) -> list[Any]:
         cast(EntityRow.body, Text).label("body_json"),
         cast(EntityRow.errors, Text).label("errors_json"),
         _relations_json(dialect).label("relations_json"),
-    ]
+    )
 
 
 _DOCUMENT_COLUMNS = {dialect: _document_columns(dialect) for dialect in ("sqlite", "postgresql")}
 
 
-def document_columns(dialect: str) -> list[Any]:
+def document_columns(dialect: str) -> tuple[Any, ...]:
     """What to_document builds an EntityDocument from, in a query over the entities table: the
     body and errors as the JSON text the database holds (CAST is a no-op on SQLite's text; on
     PostgreSQL it prints the JSONB), and the relations as _relations_json makes them. Built
