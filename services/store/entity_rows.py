@@ -70,7 +70,6 @@ def _by_keys(stmt: Any, column: Any) -> dict[str, Any]:
 
 
 # Built once: a statement object keeps its cache key, so reading a page builds no SQL.
-_BY_KEYS = _by_keys(live_entities(), EntityRow.ref_key)
 _RELATIONS = _by_keys(
     select(
         RelationRow.source_key,
@@ -192,26 +191,11 @@ def to_entities(connection: Connection, rows: Sequence[Row[Any]]) -> list[Stored
     return [_to_entity(row, relations.get(row.ref_key, [])) for row in rows]
 
 
-def load_entities(
-    connection: Connection, keys: Sequence[str], condition: ColumnElement[bool] | None = None
-) -> dict[str, StoredEntity]:
-    """The live entities among `keys` (ref keys) that meet `condition`, by ref key."""
-    found: dict[str, StoredEntity] = {}
-    unique = list(dict.fromkeys(keys))
-    stmt = _BY_KEYS[connection.dialect.name]
-    if condition is not None:
-        stmt = stmt.where(condition)
-    for start in range(0, len(unique), LOAD_BATCH):
-        rows = connection.execute(stmt, {"keys": unique[start : start + LOAD_BATCH]}).all()
-        for row, entity in zip(rows, to_entities(connection, rows), strict=True):
-            found[row.ref_key] = entity
-    return found
-
-
 def load_documents(
     connection: Connection, keys: Sequence[str], condition: ColumnElement[bool] | None = None
 ) -> dict[str, EntityDocument]:
-    """As load_entities, with each body left as its stored JSON text."""
+    """The live entities among `keys` (ref keys) that meet `condition`, by ref key, as
+    documents."""
     found: dict[str, EntityDocument] = {}
     unique = list(dict.fromkeys(keys))
     stmt = _DOCUMENTS_BY_KEYS[connection.dialect.name]
