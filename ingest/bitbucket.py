@@ -38,7 +38,14 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from ingest.common import Ignored, MalformedPayload, PayloadFields, Rejected, hmac_sha256_matches
+from ingest.common import (
+    Ignored,
+    MalformedPayload,
+    PayloadFields,
+    Rejected,
+    SharedSecret,
+    verify_sha256_header,
+)
 from services.model.events import (
     CommitSeen,
     GitChange,
@@ -58,23 +65,13 @@ DELIVERY_HEADER = "x-request-uuid"
 CONVENTIONAL_MAIN_BRANCHES = ("main", "master")
 
 _FIELDS = PayloadFields("Bitbucket")
-_SIGNATURE = re.compile(r"sha256=([0-9a-fA-F]{64})")
 _EVENT_KEY = re.compile(r"[a-z_]{1,40}:[a-z_:]{1,60}")
 _MAX_DELIVERY_ID = 200
 
 
-def verify_signature(body: bytes, header: str | None, secrets: Sequence[bytes]) -> bool:
-    """Whether `header` is `sha256=<hex HMAC-SHA256 of body>` under any of `secrets`.
-
-    Every secret is tried (no early exit) and compared in constant time.
-    """
-    if header is None:
-        return False
-    match = _SIGNATURE.fullmatch(header.strip())
-    if match is None:
-        return False
-    given = match.group(1).lower()
-    return hmac_sha256_matches(body, given, secrets)
+# `sha256=<hex HMAC-SHA256 of the body>`, as GitHub signs.
+verify_signature = verify_sha256_header
+_PROOF = SharedSecret("Bitbucket", "CAIRN_BITBUCKET_WEBHOOK_SECRET")
 
 
 class BitbucketWebhooks:
@@ -91,28 +88,13 @@ class BitbucketWebhooks:
         self._insecure = insecure
 
     def authenticate(self, body: bytes, headers: Mapping[str, str]) -> None:
-        if not self._secrets:
-            if self._insecure:
-                return
-            raise Rejected(
-                401,
-                "Unsigned deliveries are refused because no Bitbucket webhook secret is "
-                "configured; set CAIRN_BITBUCKET_WEBHOOK_SECRET (and the same secret on the "
-                "Bitbucket webhook) or start Cairn with --insecure-webhooks.",
-            )
-        header = headers.get(SIGNATURE_HEADER)
-        if header is None:
-            raise Rejected(
-                401,
-                "The delivery has no X-Hub-Signature header; set the webhook's secret on "
-                "Bitbucket to the value of CAIRN_BITBUCKET_WEBHOOK_SECRET.",
-            )
-        if not verify_signature(body, header, self._secrets):
-            raise Rejected(
-                401,
-                "The X-Hub-Signature signature does not match the body under any configured "
-                "secret; check the webhook's secret against CAIRN_BITBUCKET_WEBHOOK_SECRET.",
-            )
+        _PROOF.check(
+            bool(self._secrets),
+            self._insecure,
+            headers.get(SIGNATURE_HEADER),
+            "X-Hub-Signature",
+            lambda header: verify_signature(body, header, self._secrets),
+        )
 
     def identify(self, headers: Mapping[str, str]) -> tuple[str, str]:
         event_key = headers.get(EVENT_HEADER, "").strip()

@@ -30,7 +30,8 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, cast, runtime_checkable
@@ -197,6 +198,69 @@ def hmac_sha256_matches(body: bytes, given_hex: str, secrets: Sequence[bytes]) -
         expected = hmac.new(secret, body, hashlib.sha256).hexdigest()
         valid |= hmac.compare_digest(expected, given_hex)
     return valid
+
+
+_SHA256_HEADER = re.compile(r"sha256=([0-9a-fA-F]{64})")
+
+
+def verify_sha256_header(body: bytes, header: str | None, secrets: Sequence[bytes]) -> bool:
+    """Whether `header` is `sha256=<hex HMAC-SHA256 of body>` under any of `secrets` (the
+    form GitHub's `X-Hub-Signature-256` and Bitbucket's `X-Hub-Signature` take)."""
+    if header is None:
+        return False
+    match = _SHA256_HEADER.fullmatch(header.strip())
+    return match is not None and hmac_sha256_matches(body, match.group(1).lower(), secrets)
+
+
+@dataclass(frozen=True)
+class SharedSecret:
+    """How a Git host proves that a delivery is its own, and what to tell the sender when it
+    does not: the product, the setting holding the secrets, what the host calls the secret
+    and whether it signs the body with it (`signature`) or sends it as is (`token`)."""
+
+    product: str
+    setting: str
+    proof: str = "signature"  # or "token"
+    secret: str = "secret"
+
+    def check(
+        self,
+        configured: bool,
+        insecure: bool,
+        header: str | None,
+        header_name: str,
+        valid: Callable[[str], bool],
+    ) -> None:
+        """Accept the delivery, or raise Rejected(401) saying what to fix. With secrets
+        configured every delivery must prove itself, even when `insecure` is set; without,
+        deliveries are refused unless `insecure` is set."""
+        if not configured:
+            if insecure:
+                return
+            unproven = (
+                "Unsigned deliveries"
+                if self.proof == "signature"
+                else (f"Deliveries without a {self.proof}")
+            )
+            raise Rejected(
+                401,
+                f"{unproven} are refused because no {self.product} webhook {self.secret} is "
+                f"configured; set {self.setting} (and the same {self.secret} on the "
+                f"{self.product} webhook) or start Cairn with --insecure-webhooks.",
+            )
+        if not header:
+            raise Rejected(
+                401,
+                f"The delivery has no {header_name} header; set the webhook's {self.secret} "
+                f"on {self.product} to the value of {self.setting}.",
+            )
+        if not valid(header):
+            raise Rejected(
+                401,
+                f"The {header_name} header does not match the delivery under any "
+                f"configured {self.secret}; check the webhook's {self.secret} against "
+                f"{self.setting}.",
+            )
 
 
 def error_response(

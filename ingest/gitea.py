@@ -33,7 +33,14 @@ from urllib.parse import parse_qs
 
 from pydantic import ValidationError
 
-from ingest.common import Ignored, MalformedPayload, PayloadFields, Rejected, hmac_sha256_matches
+from ingest.common import (
+    Ignored,
+    MalformedPayload,
+    PayloadFields,
+    Rejected,
+    SharedSecret,
+    hmac_sha256_matches,
+)
 from services.model.events import (
     CommitSeen,
     GitChange,
@@ -119,29 +126,15 @@ class GiteaWebhooks:
         self._product = product
 
     def authenticate(self, body: bytes, headers: Mapping[str, str]) -> None:
-        if not self._secrets:
-            if self._insecure:
-                return
-            raise Rejected(
-                401,
-                f"Unsigned deliveries are refused because no {self._product} webhook secret is "
-                f"configured; set CAIRN_GITEA_WEBHOOK_SECRET (and the same secret on the "
-                f"{self._product} webhook) or start Cairn with --insecure-webhooks.",
-            )
         header, name = _first(headers, SIGNATURE_HEADERS)
-        if not header:
-            raise Rejected(
-                401,
-                f"The delivery has no X-Gitea-Signature or X-Forgejo-Signature header; set the "
-                f"webhook's secret on {self._product} to the value of CAIRN_GITEA_WEBHOOK_SECRET.",
-            )
         signed = signed_content(body, headers.get("content-type"))
-        if not verify_signature(signed, header, self._secrets):
-            raise Rejected(
-                401,
-                f"The {name} signature does not match the payload under any configured secret; "
-                "check the webhook's secret against CAIRN_GITEA_WEBHOOK_SECRET.",
-            )
+        SharedSecret(self._product, "CAIRN_GITEA_WEBHOOK_SECRET").check(
+            bool(self._secrets),
+            self._insecure,
+            header,
+            name or "X-Gitea-Signature or X-Forgejo-Signature",
+            lambda given: verify_signature(signed, given, self._secrets),
+        )
 
     def identify(self, headers: Mapping[str, str]) -> tuple[str, str]:
         event_type, _ = _first(headers, EVENT_HEADERS)

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 
 from ingest.ci_github import CI_EVENT_TYPES, normalise_ci
-from ingest.common import Ignored, MalformedPayload, Rejected, hmac_sha256_matches
+from ingest.common import Ignored, MalformedPayload, Rejected, SharedSecret, verify_sha256_header
 from services.model.ci_events import CiEventReceived
 from services.model.events import (
     CommitSeen,
@@ -58,7 +58,6 @@ SIGNATURE_HEADER = "x-hub-signature-256"
 EVENT_HEADER = "x-github-event"
 DELIVERY_HEADER = "x-github-delivery"
 
-_SIGNATURE = re.compile(r"sha256=([0-9a-fA-F]{64})")
 _EVENT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 _MAX_DELIVERY_ID = 200
 _ZERO_SHA = re.compile(r"0{40}|0{64}")
@@ -70,19 +69,10 @@ _REPOSITORY_CHANGES: dict[str, Literal["deleted", "archived", "unarchived"]] = {
 _UNUSED_REPOSITORY_ACTIONS = ("publicized", "privatized")
 
 
-def verify_signature(body: bytes, header: str | None, secrets: Sequence[bytes]) -> bool:
-    """Whether `header` is `sha256=<hex HMAC-SHA256 of body>` under any of `secrets`.
-
-    Several secrets allow rotation: configure old and new, switch GitHub, drop the old. Every
-    secret is tried (no early exit) and compared in constant time.
-    """
-    if header is None:
-        return False
-    match = _SIGNATURE.fullmatch(header.strip())
-    if match is None:
-        return False
-    given = match.group(1).lower()
-    return hmac_sha256_matches(body, given, secrets)
+# `sha256=<hex HMAC-SHA256 of the body>`; several secrets allow rotation: configure old and
+# new, switch GitHub, drop the old.
+verify_signature = verify_sha256_header
+_PROOF = SharedSecret("GitHub", "CAIRN_GITHUB_WEBHOOK_SECRET")
 
 
 class GitHubWebhooks:
@@ -99,29 +89,13 @@ class GitHubWebhooks:
         self._insecure = insecure
 
     def authenticate(self, body: bytes, headers: Mapping[str, str]) -> None:
-        if not self._secrets:
-            if self._insecure:
-                return
-            raise Rejected(
-                401,
-                "Unsigned deliveries are refused because no GitHub webhook secret is "
-                "configured; set CAIRN_GITHUB_WEBHOOK_SECRET (and the same secret on the "
-                "GitHub webhook) or start Cairn with --insecure-webhooks.",
-            )
-        header = headers.get(SIGNATURE_HEADER)
-        if header is None:
-            raise Rejected(
-                401,
-                "The delivery has no X-Hub-Signature-256 header; set the webhook's secret on "
-                "GitHub to the value of CAIRN_GITHUB_WEBHOOK_SECRET.",
-            )
-        if not verify_signature(body, header, self._secrets):
-            raise Rejected(
-                401,
-                "The X-Hub-Signature-256 signature does not match the body under any "
-                "configured secret; check the webhook's secret against "
-                "CAIRN_GITHUB_WEBHOOK_SECRET.",
-            )
+        _PROOF.check(
+            bool(self._secrets),
+            self._insecure,
+            headers.get(SIGNATURE_HEADER),
+            "X-Hub-Signature-256",
+            lambda header: verify_signature(body, header, self._secrets),
+        )
 
     def identify(self, headers: Mapping[str, str]) -> tuple[str, str]:
         event_type = headers.get(EVENT_HEADER, "").strip()

@@ -41,7 +41,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from ingest.ci_gitlab import CI_EVENT_TYPES, normalise_ci
-from ingest.common import Ignored, MalformedPayload, PayloadFields, Rejected
+from ingest.common import Ignored, MalformedPayload, PayloadFields, Rejected, SharedSecret
 from services.model.ci_events import CiEventReceived
 from services.model.events import (
     CommitSeen,
@@ -93,6 +93,9 @@ def verify_token(header: str | None, tokens: Sequence[bytes]) -> bool:
     return valid
 
 
+_PROOF = SharedSecret("GitLab", "CAIRN_GITLAB_WEBHOOK_TOKEN", proof="token", secret="Secret token")
+
+
 class GitLabWebhooks:
     """The GitLab `WebhookSource`: `X-Gitlab-Token`, `X-Gitlab-Event`, `Idempotency-Key`.
 
@@ -107,28 +110,13 @@ class GitLabWebhooks:
         self._insecure = insecure
 
     def authenticate(self, body: bytes, headers: Mapping[str, str]) -> None:
-        if not self._tokens:
-            if self._insecure:
-                return
-            raise Rejected(
-                401,
-                "Deliveries without a token are refused because no GitLab secret token is "
-                "configured; set CAIRN_GITLAB_WEBHOOK_TOKEN (and the same Secret token on the "
-                "GitLab webhook) or start Cairn with --insecure-webhooks.",
-            )
-        header = headers.get(TOKEN_HEADER)
-        if header is None:
-            raise Rejected(
-                401,
-                "The delivery has no X-Gitlab-Token header; set the webhook's Secret token on "
-                "GitLab to the value of CAIRN_GITLAB_WEBHOOK_TOKEN.",
-            )
-        if not verify_token(header, self._tokens):
-            raise Rejected(
-                401,
-                "The X-Gitlab-Token header matches no configured token; check the webhook's "
-                "Secret token against CAIRN_GITLAB_WEBHOOK_TOKEN.",
-            )
+        _PROOF.check(
+            bool(self._tokens),
+            self._insecure,
+            headers.get(TOKEN_HEADER),
+            "X-Gitlab-Token",
+            lambda header: verify_token(header, self._tokens),
+        )
 
     def identify(self, headers: Mapping[str, str]) -> tuple[str, str]:
         event_type = headers.get(EVENT_HEADER, "").strip()
