@@ -16,8 +16,6 @@ from services.model.catalog import EntityDocument, StoredEntity
 from services.model.entity import STATUS_PROCESSING_TYPE
 from services.model.events import ErrorRecord
 
-_FIRST_KEYS = ("apiVersion", "kind", "metadata", "spec")
-
 
 def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
