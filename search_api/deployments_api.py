@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
@@ -40,6 +40,7 @@ from services.model.ci_events import (
 from services.model.refs import InvalidRef, parse_ref
 from services.store.deployments_store import (
     MAX_PAGE,
+    CiPage,
     CiQuery,
     DeploymentReads,
     InvalidCursor,
@@ -188,6 +189,26 @@ def _query(
     )
 
 
+_R = TypeVar("_R", bound=BaseModel)
+
+
+def _listed(
+    request: Request,
+    path: str,
+    known: frozenset[str],
+    read: Callable[[CiQuery], CiPage[_R]],
+    query: Callable[[], CiQuery],
+) -> CiPage[_R] | JSONResponse:
+    """One page of a listing, or the 400 naming the parameter that is wrong."""
+    try:
+        _check_parameters(request, known, path)
+        return read(query())
+    except BadParameter as exc:
+        return _bad(exc.parameter, str(exc))
+    except InvalidCursor as exc:
+        return _bad("cursor", str(exc))
+
+
 def _transitions(transitions: list[StatusTransition]) -> list[TransitionItem]:
     return [TransitionItem(status=t.status, at=t.at) for t in transitions]
 
@@ -273,9 +294,12 @@ def create_deployments_api_router(reads: DeploymentReads) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
         cursor: Annotated[str | None, Query(max_length=2000)] = None,
     ) -> Any:
-        try:
-            _check_parameters(request, DEPLOYMENTS_PARAMETERS, "/api/deployments")
-            query = _query(
+        page = _listed(
+            request,
+            "/api/deployments",
+            DEPLOYMENTS_PARAMETERS,
+            reads.list_deployments,
+            lambda: _query(
                 entity,
                 system,
                 owner,
@@ -286,12 +310,10 @@ def create_deployments_api_router(reads: DeploymentReads) -> APIRouter:
                 unmatched,
                 limit,
                 cursor,
-            )
-            page = reads.list_deployments(query)
-        except BadParameter as exc:
-            return _bad(exc.parameter, str(exc))
-        except InvalidCursor as exc:
-            return _bad("cursor", str(exc))
+            ),
+        )
+        if isinstance(page, JSONResponse):
+            return page
         times = reads.commit_times(
             (r.repository, r.commit) for r in page.items if r.repository and r.commit
         )
@@ -313,16 +335,17 @@ def create_deployments_api_router(reads: DeploymentReads) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
         cursor: Annotated[str | None, Query(max_length=2000)] = None,
     ) -> Any:
-        try:
-            _check_parameters(request, PIPELINES_PARAMETERS, "/api/pipelines")
-            query = _query(
+        page = _listed(
+            request,
+            "/api/pipelines",
+            PIPELINES_PARAMETERS,
+            reads.list_pipeline_runs,
+            lambda: _query(
                 entity, system, owner, None, status, repository, since, unmatched, limit, cursor
-            )
-            page = reads.list_pipeline_runs(query)
-        except BadParameter as exc:
-            return _bad(exc.parameter, str(exc))
-        except InvalidCursor as exc:
-            return _bad("cursor", str(exc))
+            ),
+        )
+        if isinstance(page, JSONResponse):
+            return page
         return PipelineRunList(
             items=[pipeline_item(record) for record in page.items], next_cursor=page.next_cursor
         )
