@@ -27,7 +27,7 @@ nothing is kept unmatched and attached when a matching entity appears.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -270,6 +270,9 @@ class DeploymentProcessor:
     def __init__(self, store: DeploymentStore) -> None:
         self._store = store
 
+    def environment_states(self, ref: str) -> list[EnvironmentState]:
+        return self._store.environment_states(ref)
+
     # CI/CD events -----------------------------------------------------------------------
 
     def handle(self, event: CiEventReceived) -> list[OutgoingRecord]:
@@ -345,13 +348,8 @@ class DeploymentProcessor:
     def _recorded(
         self, ref: str, deployment: DeploymentRecord | None, environments: Sequence[str]
     ) -> OutgoingRecord:
-        for environment in environments:
-            current, last = self._store.deployments_current_and_last(ref, environment)
-            if last is not None:
-                self._store.save_environment_state(ref, environment_state(current, last))
-        value = DeploymentRecorded(
-            ref=ref, deployment=deployment, environments=self._store.environment_states(ref)
-        )
+        states = self._store.refresh_environment_states(ref, environments, environment_state)
+        value = DeploymentRecorded(ref=ref, deployment=deployment, environments=states)
         return OutgoingRecord(DEPLOYMENTS.name, ref, value.model_dump_json().encode())
 
     # entity changes ---------------------------------------------------------------------
@@ -462,17 +460,34 @@ class DeploymentProcessor:
 # --- the index projection of cairn.deployments ---------------------------------------------
 
 
-def deployments_write(record: LogRecord) -> DeploymentsWrite:
+def deployments_write(
+    record: LogRecord, states: Callable[[str], list[EnvironmentState]]
+) -> DeploymentsWrite:
     if record.value is None:
         return DeploymentsWrite(ref=record.key, version=record.offset, environments=[])
     recorded = DeploymentRecorded.model_validate_json(record.value)
     return DeploymentsWrite(
         ref=recorded.ref,
         version=record.offset,
-        environments=[deployed_environment(state) for state in recorded.environments],
+        environments=[deployed_environment(state) for state in states(recorded.ref)],
     )
 
 
-def project_deployments_to_index(index: DeploymentIndex, records: Sequence[LogRecord]) -> None:
-    """Apply the newest environments of each entity to the search index (offset-guarded)."""
-    index.apply_deployments([deployments_write(record) for record in records])
+def project_deployments_to_index(
+    index: DeploymentIndex,
+    records: Sequence[LogRecord],
+    states: Callable[[str], list[EnvironmentState]],
+) -> None:
+    """Apply each entity's environments to the search index (offset-guarded), as the store
+    has them when the record is applied rather than as the record carries them: two
+    processors may publish one entity's updates in another order than they derived them
+    (refresh_environment_states orders the derivations, not the publishing), and the
+    index must still end with the newest. Read once per entity and batch."""
+    current: dict[str, list[EnvironmentState]] = {}
+
+    def read(ref: str) -> list[EnvironmentState]:
+        if ref not in current:
+            current[ref] = states(ref)
+        return current[ref]
+
+    index.apply_deployments([deployments_write(record, read) for record in records])

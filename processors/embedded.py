@@ -365,12 +365,16 @@ def deployment_handler(event_log: EventLog, deployments: ci.DeploymentProcessor)
     return handle
 
 
-def deployment_index_handler(index: SearchIndex) -> BatchHandler | None:
+def deployment_index_handler(
+    index: SearchIndex, deployments: ci.DeploymentProcessor
+) -> BatchHandler | None:
     """The index projection of `cairn.deployments`, or None (with a warning) when the
     search index keeps no deployments."""
     if isinstance(index, DeploymentIndex):
         deployment_index = index
-        return lambda records: ci.project_deployments_to_index(deployment_index, records)
+        return lambda records: ci.project_deployments_to_index(
+            deployment_index, records, deployments.environment_states
+        )
     log.warning(
         "The search index (%s) keeps no deployments: search cannot filter by them.",
         type(index).__name__,
@@ -388,7 +392,7 @@ def deployment_loops(
             "deployments", ci.GROUP, ci.TOPICS, deployment_handler(event_log, deployments), 200
         )
     ]
-    project = deployment_index_handler(index)
+    project = deployment_index_handler(index, deployments)
     if project is not None:
         specs.append(
             LoopSpec("deployment-index", ci.INDEX_GROUP, (DEPLOYMENTS.name,), project, 500)

@@ -297,10 +297,13 @@ def deployments(
 
 
 def deployment_index(
-    index: SearchIndex, event_log: EventLog, stopping: threading.Event
+    index: SearchIndex,
+    processor: ci.DeploymentProcessor,
+    event_log: EventLog,
+    stopping: threading.Event,
 ) -> BatchRunner | None:
     """The index projection of `cairn.deployments`; None when the index keeps no deployments."""
-    project = deployment_index_handler(index)
+    project = deployment_index_handler(index, processor)
     if project is None:
         return None
     return BatchRunner("deployment-index", project, event_log, answers(index.count), stopping)

@@ -133,7 +133,7 @@ class ProcessorRuntime(Service):
             resources.deployments, resources.event_log, resources.store, self.stopping
         )
         self.deployment_index = deployment_index(
-            resources.index, resources.event_log, self.stopping
+            resources.index, resources.deployments, resources.event_log, self.stopping
         )
 
     async def on_stop(self) -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
@@ -35,6 +35,7 @@ from sqlalchemy import (
     delete,
     event,
     func,
+    literal,
     or_,
     select,
     tuple_,
@@ -126,6 +127,10 @@ class EntityCiSummary:
     pipeline_runs: int
 
 
+# (what set the version running there, the newest deployment there) -> the state
+DeriveState = Callable[[DeploymentRecord | None, DeploymentRecord], EnvironmentState]
+
+
 class DeploymentStore(Protocol):
     """What the deployment processor reads and writes (see the module docstring)."""
 
@@ -177,13 +182,6 @@ class DeploymentStore(Protocol):
         entity when it holds none or several); repository -> the ref that now has it."""
         ...
 
-    def deployments_current_and_last(
-        self, ref: str, environment: str
-    ) -> tuple[DeploymentRecord | None, DeploymentRecord | None]:
-        """The entity's deployment in `environment` that last set what runs there (by
-        `current_at`), and its newest deployment there (by start)."""
-        ...
-
     def version_history(
         self, ref: str, environment: str, before: datetime, exclude: str
     ) -> list[DeploymentRecord]:
@@ -196,6 +194,13 @@ class DeploymentStore(Protocol):
         ...
 
     def save_environment_state(self, ref: str, state: EnvironmentState) -> None: ...
+
+    def refresh_environment_states(
+        self, ref: str, environments: Sequence[str], derive: DeriveState
+    ) -> list[EnvironmentState]:
+        """Derive, save and return the entity's environment states, one processor at a time
+        per entity (see SqlDeploymentStore)."""
+        ...
 
     def environment_states(self, ref: str) -> list[EnvironmentState]: ...
 
@@ -611,23 +616,44 @@ class SqlDeploymentStore:
             )
         )
 
-    def deployments_current_and_last(
-        self, ref: str, environment: str
+    def _current_and_last(
+        self, session: Session, ref: str, environment: str
     ) -> tuple[DeploymentRecord | None, DeploymentRecord | None]:
+        """The entity's deployment in `environment` that last set what runs there (by
+        `current_at`), and its newest deployment there (by start)."""
         base = self._entity_deployments(ref, environment)
-        with self._read() as session:
-            current = session.scalar(
-                base.where(CiDeploymentRow.current_at.is_not(None))
-                .order_by(CiDeploymentRow.current_at.desc(), CiDeploymentRow.id.desc())
-                .limit(1)
-            )
-            last = session.scalar(
-                base.order_by(CiDeploymentRow.sort_at.desc(), CiDeploymentRow.id.desc()).limit(1)
-            )
+        current = session.scalar(
+            base.where(CiDeploymentRow.current_at.is_not(None))
+            .order_by(CiDeploymentRow.current_at.desc(), CiDeploymentRow.id.desc())
+            .limit(1)
+        )
+        last = session.scalar(
+            base.order_by(CiDeploymentRow.sort_at.desc(), CiDeploymentRow.id.desc()).limit(1)
+        )
         return (
             DeploymentRecord.model_validate(current) if current is not None else None,
             DeploymentRecord.model_validate(last) if last is not None else None,
         )
+
+    def refresh_environment_states(
+        self, ref: str, environments: Sequence[str], derive: DeriveState
+    ) -> list[EnvironmentState]:
+        """Derive the entity's state in each environment from its stored deployments, save
+        it, and return all the entity's environment states, in one transaction that holds
+        the entity's lock. Two processors deriving for one entity at once (its deployments
+        can arrive on different partitions) then run one after the other, and the later one
+        reads every deployment committed before it: the older derivation cannot be written
+        last. PostgreSQL: a transaction-scoped advisory lock on the entity; SQLite: writers
+        are one at a time already (`BEGIN IMMEDIATE`)."""
+        with self._write.begin() as session:
+            if self._dialect == "postgresql":
+                lock = func.hashtextextended(literal(f"cairn-environments:{ref.lower()}"), 0)
+                session.execute(select(func.pg_advisory_xact_lock(lock)))
+            for environment in environments:
+                current, last = self._current_and_last(session, ref, environment)
+                if last is not None:
+                    self._save_state(session, ref, derive(current, last))
+            return self._states(session, ref)
 
     def version_history(
         self, ref: str, environment: str, before: datetime, exclude: str
@@ -665,26 +691,32 @@ class SqlDeploymentStore:
 
     def save_environment_state(self, ref: str, state: EnvironmentState) -> None:
         with self._write.begin() as session:
-            self._upsert(
-                session,
-                CiEnvironmentStateRow,
-                {
-                    "ref_key": ref.lower(),
-                    "environment_key": state.environment.strip().lower(),
-                    "body": state.model_dump(mode="json"),
-                    "updated_at": _now(),
-                },
-                ["ref_key", "environment_key"],
-            )
+            self._save_state(session, ref, state)
+
+    def _save_state(self, session: Session, ref: str, state: EnvironmentState) -> None:
+        self._upsert(
+            session,
+            CiEnvironmentStateRow,
+            {
+                "ref_key": ref.lower(),
+                "environment_key": state.environment.strip().lower(),
+                "body": state.model_dump(mode="json"),
+                "updated_at": _now(),
+            },
+            ["ref_key", "environment_key"],
+        )
 
     def environment_states(self, ref: str) -> list[EnvironmentState]:
         with self._read() as session:
-            bodies = session.scalars(
-                select(CiEnvironmentStateRow.body)
-                .where(CiEnvironmentStateRow.ref_key == ref.lower())
-                .order_by(CiEnvironmentStateRow.environment_key)
-            )
-            return [EnvironmentState.model_validate(body) for body in bodies]
+            return self._states(session, ref)
+
+    def _states(self, session: Session, ref: str) -> list[EnvironmentState]:
+        bodies = session.scalars(
+            select(CiEnvironmentStateRow.body)
+            .where(CiEnvironmentStateRow.ref_key == ref.lower())
+            .order_by(CiEnvironmentStateRow.environment_key)
+        )
+        return [EnvironmentState.model_validate(body) for body in bodies]
 
     def iter_environment_states(
         self, batch_size: int = 1000

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from processors.deployments import project_deployments_to_index
+from services.bus.port import LogRecord
 from services.index.document import DeployedEnvironment, build_search_document
 from services.index.fts5 import Fts5SearchIndex
 from services.index.opensearch_index import OpenSearchIndex
@@ -26,8 +28,9 @@ from services.index.port import (
     SearchQuery,
 )
 from services.index.reindex import fill_if_empty, reindex
-from services.model.ci_events import EnvironmentState
+from services.model.ci_events import DeploymentRecorded, EnvironmentState
 from services.model.events import EntityChanged
+from services.model.topics import DEPLOYMENTS
 from services.store.deployments_store import SqlDeploymentStore
 from services.store.port import VersionedChange
 from services.store.sql_store import SqlCatalogStore
@@ -323,3 +326,17 @@ def _source_of(ref: str, body: dict[str, Any]) -> dict[str, Any]:
     from services.index.opensearch_index import document_source
 
     return document_source(build_search_document(ref, body, NOW))
+
+
+def test_the_projection_applies_the_stores_states_not_the_records_own(
+    index: Any, deployment_store: SqlDeploymentStore
+) -> None:
+    """Two processors can publish one entity's updates in another order than they derived
+    them: the later record (higher offset) may carry the older states. Applied, each record
+    writes what the store holds now, so the index ends with the newest either way."""
+    ref = _entity(index, "reordered")
+    older = DeploymentRecorded(ref=ref, environments=[_state("production", "v1", 2 * HOUR)])
+    deployment_store.save_environment_state(ref, _state("production", "v2", HOUR))
+    records = [LogRecord(DEPLOYMENTS.name, 0, 7, ref, older.model_dump_json().encode(), NOW)]
+    project_deployments_to_index(index, records, deployment_store.environment_states)
+    assert _running(index, "reordered") == [("production", "v2")]

@@ -15,7 +15,7 @@ import pytest
 from ingest import cdevents, github
 from ingest.deployments_api import normalise_deployment
 from processors import faust_agents
-from processors.deployments import DeploymentProcessor
+from processors.deployments import DeploymentProcessor, environment_state
 from services.bus.port import LogRecord, OutgoingRecord
 from services.bus.sqlite_log import SqliteEventLog
 from services.demo.ci_payloads import (
@@ -362,3 +362,36 @@ def test_the_faust_deployments_runner_publishes_environments_and_dead_letters_po
         CI_EVENTS.name,
         "{not an event",
     )
+
+
+def test_two_processors_deriving_one_entity_at_once_leave_the_newest_state(
+    catalog: Catalog, processor: DeploymentProcessor, deployments: SqlDeploymentStore
+) -> None:
+    """Deployments of one entity can reach two workers (`cairn.ci.events` is keyed by
+    repository, ref or subject). Here one worker has read the entity's deployments and is
+    about to save the state they give while the other saves a newer deployment and derives
+    again: the older derivation must not be what stays."""
+    name = unique("race")
+    repository, info = catalog.repository(name)
+    catalog.publish(repository, {name: {}})
+    ref = f"component:default/{name}"
+    processor.handle(_status(info, 1, "success", T0, sha="1" * 40))
+
+    inside, newer_done = threading.Event(), threading.Event()
+
+    def slow_derive(current, last):  # the first worker, paused between its read and write
+        inside.set()
+        newer_done.wait(timeout=1.5)  # with the entity locked, the newer one cannot finish
+        return environment_state(current, last)
+
+    first = threading.Thread(
+        target=deployments.refresh_environment_states, args=(ref, ["production"], slow_derive)
+    )
+    first.start()
+    assert inside.wait(timeout=10)
+    processor.handle(_status(info, 2, "success", T0 + timedelta(minutes=5), sha="2" * 40))
+    newer_done.set()
+    first.join(timeout=10)
+    assert not first.is_alive()
+    [state] = deployments.environment_states(ref)
+    assert state.version == "2" * 40
