@@ -300,10 +300,20 @@ def deployment_index(
     index: SearchIndex,
     processor: ci.DeploymentProcessor,
     event_log: EventLog,
+    store: CatalogStore,
     stopping: threading.Event,
 ) -> BatchRunner | None:
-    """The index projection of `cairn.deployments`; None when the index keeps no deployments."""
+    """The index projection of `cairn.deployments`; None when the index keeps no deployments.
+    It reads the environments from the catalog database and writes them to the index, so
+    both answering tells an outage from a bad record."""
     project = deployment_index_handler(index, processor)
     if project is None:
         return None
-    return BatchRunner("deployment-index", project, event_log, answers(index.count), stopping)
+    index_answers, store_answers = answers(index.count), answers(store.count_entities)
+    return BatchRunner(
+        "deployment-index",
+        project,
+        event_log,
+        lambda: index_answers() and store_answers(),
+        stopping,
+    )

@@ -133,7 +133,11 @@ class ProcessorRuntime(Service):
             resources.deployments, resources.event_log, resources.store, self.stopping
         )
         self.deployment_index = deployment_index(
-            resources.index, resources.deployments, resources.event_log, self.stopping
+            resources.index,
+            resources.deployments,
+            resources.event_log,
+            resources.store,
+            self.stopping,
         )
 
     async def on_stop(self) -> None:
