@@ -11,7 +11,6 @@ this module: callers get EntityDocument values from entity_rows.py.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -234,18 +233,9 @@ def _full_text_rows(text: FullTextFilter) -> Select[Any]:
     )
 
 
-_count_pool: ThreadPoolExecutor | None = None
-_count_pool_lock = threading.Lock()
-
-
-def _counts() -> ThreadPoolExecutor:
-    """The threads that count pages' totals (a few: a count waits on the database, and
-    every request thread of the API may start one)."""
-    global _count_pool
-    with _count_pool_lock:
-        if _count_pool is None:
-            _count_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cairn-count")
-        return _count_pool
+# The threads that count pages' totals (a few: a count waits on the database, and every
+# request thread of the API may start one). Threads start on the first count.
+_COUNTS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cairn-count")
 
 
 class SqlEntityQueries:
@@ -318,7 +308,7 @@ class SqlEntityQueries:
         plan_by_total = sqlite and request.order is None and request.filter is not None
         counting: Future[int] | None = None
         if request.count and not plan_by_total:
-            counting = _counts().submit(self._count_alone, request)
+            counting = _COUNTS.submit(self._count_alone, request)
         try:
             with self._engine.connect() as connection:
                 total = None

@@ -153,33 +153,22 @@ _DOCUMENTS_BY_KEYS = {
     for dialect in ("sqlite", "postgresql")
 }
 
-# (type, target ref, source ref) of one outgoing relation
-_Edge = tuple[str, str, str]
 
-
-def _edges_of(connection: Connection, keys: Sequence[str]) -> dict[str, list[_Edge]]:
+def relations_of(connection: Connection, keys: Sequence[str]) -> dict[str, list[RelationRecord]]:
     """Each entity's outgoing relations (whatever change produced them), once per type and
     target, ordered by type then target ref."""
-    found: dict[str, dict[tuple[str, str], _Edge]] = {}
+    found: dict[str, dict[tuple[str, str], RelationRecord]] = {}
     stmt = _RELATIONS[connection.dialect.name]
     rows = connection.execute(stmt, {"keys": list(keys)}).all()
     for source_key, relation_type, target_key, source_ref, target_ref in rows:
         found.setdefault(source_key, {})[(relation_type, target_key)] = (
-            relation_type,
-            target_ref,
-            source_ref,
+            RelationRecord.model_construct(
+                source_ref=source_ref, type=relation_type, target_ref=target_ref
+            )
         )
-    return {key: sorted(edges.values()) for key, edges in found.items()}
-
-
-def relations_of(connection: Connection, keys: Sequence[str]) -> dict[str, list[RelationRecord]]:
-    """Each entity's outgoing relations, as _edges_of orders them."""
     return {
-        key: [
-            RelationRecord.model_construct(source_ref=source, type=kind, target_ref=target)
-            for kind, target, source in edges
-        ]
-        for key, edges in _edges_of(connection, keys).items()
+        key: sorted(edges.values(), key=lambda r: (r.type, r.target_ref))
+        for key, edges in found.items()
     }
 
 
