@@ -240,7 +240,7 @@ class SharedSecret:
             unproven = (
                 "Unsigned deliveries"
                 if self.proof == "signature"
-                else (f"Deliveries without a {self.proof}")
+                else f"Deliveries without a {self.proof}"
             )
             raise Rejected(
                 401,

@@ -127,13 +127,14 @@ class GiteaWebhooks:
 
     def authenticate(self, body: bytes, headers: Mapping[str, str]) -> None:
         header, name = _first(headers, SIGNATURE_HEADERS)
-        signed = signed_content(body, headers.get("content-type"))
         SharedSecret(self._product, "CAIRN_GITEA_WEBHOOK_SECRET").check(
             bool(self._secrets),
             self._insecure,
             header,
             name or "X-Gitea-Signature or X-Forgejo-Signature",
-            lambda given: verify_signature(signed, given, self._secrets),
+            lambda given: verify_signature(
+                signed_content(body, headers.get("content-type")), given, self._secrets
+            ),
         )
 
     def identify(self, headers: Mapping[str, str]) -> tuple[str, str]:
