@@ -193,8 +193,6 @@ class DeploymentStore(Protocol):
         """Environment keys the entity's deployments went to."""
         ...
 
-    def save_environment_state(self, ref: str, state: EnvironmentState) -> None: ...
-
     def refresh_environment_states(
         self, ref: str, environments: Sequence[str], derive: DeriveState
     ) -> list[EnvironmentState]:
@@ -690,6 +688,8 @@ class SqlDeploymentStore:
             )
 
     def save_environment_state(self, ref: str, state: EnvironmentState) -> None:
+        """Write one environment state as given (the processor derives them instead, with
+        refresh_environment_states; this sets a state directly)."""
         with self._write.begin() as session:
             self._save_state(session, ref, state)
 
