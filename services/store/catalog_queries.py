@@ -49,13 +49,14 @@ from services.store.catalog_query import (
 )
 from services.store.collation import ENTITY_KEY
 from services.store.entity_rows import LOAD_BATCH, document_columns, load_documents, to_document
-from services.store.entity_search import SINGLE_ROW_KEYS
-from services.store.tables import EntityRow, RelationRow, SearchRow
+from services.store.entity_search import ALWAYS_VALUED_KEYS, SINGLE_ROW_KEYS, TEXT_KEYS
+from services.store.tables import EntityRow, RelationRow, SearchRow, TextRow
 
 RELATIONS_PREFIX = "relations."
 # The search table as a Core table: its aliases are several times cheaper to build than the
 # ORM's aliased(), and every page builds a few.
 _SEARCH = SearchRow.__table__
+_TEXT = TextRow.__table__
 
 # SQLite's planner (no statistics) drives a filtered page from the filter's IN list and sorts
 # every match, even when thousands match and the uid index could be walked in order. When
@@ -144,7 +145,7 @@ def _after(
     return or_(*disjuncts) if disjuncts else false()
 
 
-def _count_on_search_rows(request: EntityPageRequest) -> Select[Any] | None:
+def _count_on_search_rows(request: EntityPageRequest, dialect: str) -> Select[Any] | None:
     """The page's total counted on search rows alone, without reading an entity row.
 
     Search rows exist only for live entities, so when every match must hold one kind of
@@ -155,43 +156,44 @@ def _count_on_search_rows(request: EntityPageRequest) -> Select[Any] | None:
     """
     sort, text = request.order, request.full_text
     items = _conjuncts(request.filter) if request.filter is not None else []
-    table = _SEARCH.alias("counted")
-    rows = table.c
-    stmt: Select[Any]
-    if _text_on_sort(request):
-        assert text is not None
-        # The page's rows are these search rows, one per match (see _page_base).
-        stmt = select(func.count()).where(
-            rows.key.in_(text.fields), rows.value.like(f"%{text.term}%")
-        )
+    on_sort = _text_on_sort(request)
+    table: Any
+    if text is not None and (on_sort or _driving_match(items) is None):
+        # Every match holds one of the full-text filter's rows (on the sort field, the
+        # page's rows are these rows, one per match: see _page_base).
+        if not on_sort and sort is not None and sort.field not in SINGLE_ROW_KEYS:
+            return None
+        once = on_sort or (len(text.fields) == 1 and text.fields[0] in SINGLE_ROW_KEYS)
+        table = _text_table(text, dialect).alias("counted")
+        stmt = select().where(_text_matches(table.c, text))
         text = None
     else:
-        if sort is not None and sort.field not in SINGLE_ROW_KEYS:
+        driver = _driving_match(items)
+        if driver is None or (sort is not None and sort.field not in SINGLE_ROW_KEYS):
             return None
-        driver = next(
-            (
-                item
-                for item in items
-                if isinstance(item, FieldMatch) and not item.key.startswith(RELATIONS_PREFIX)
-            ),
-            None,
-        )
-        if driver is not None:
-            items.remove(driver)
-            once = driver.key in SINGLE_ROW_KEYS
-            stmt = _search_match(select(), table, driver)
-        elif text is not None:
-            once = len(text.fields) == 1 and text.fields[0] in SINGLE_ROW_KEYS
-            stmt = select().where(rows.key.in_(text.fields), rows.value.like(f"%{text.term}%"))
-            text = None
-        else:
-            return None
-        stmt = stmt.add_columns(func.count() if once else func.count(rows.ref_key.distinct()))
+        items.remove(driver)
+        once = driver.key in SINGLE_ROW_KEYS
+        table = _SEARCH.alias("counted")
+        stmt = _search_match(select(), table, driver)
+    rows = table.c
+    stmt = stmt.add_columns(func.count() if once else func.count(rows.ref_key.distinct()))
     if items:
         stmt = stmt.where(filter_condition(AllOf(tuple(items)), rows.ref_key))
     if text is not None:
-        stmt = stmt.where(rows.ref_key.in_(_full_text_rows(text)))
+        stmt = stmt.where(rows.ref_key.in_(_full_text_rows(text, dialect)))
     return stmt.select_from(table)
+
+
+def _driving_match(items: list[EntityFilter]) -> FieldMatch | None:
+    """A top-level field match whose search rows can drive a count, if there is one."""
+    return next(
+        (
+            item
+            for item in items
+            if isinstance(item, FieldMatch) and not item.key.startswith(RELATIONS_PREFIX)
+        ),
+        None,
+    )
 
 
 def _conjuncts(node: EntityFilter) -> list[EntityFilter]:
@@ -209,14 +211,22 @@ def _text_on_sort(request: EntityPageRequest) -> bool:
     return sort is not None and text is not None and text.fields == (sort.field,)
 
 
+def _walks_sort_rows(request: EntityPageRequest) -> bool:
+    """Whether every entity the page may list has a value of the sort field, so the page can
+    walk the sort field's search rows in order (the index on key and value) from the first:
+    the field is one every entity has, or the full-text filter matches on it alone."""
+    sort = request.order
+    return sort is not None and (sort.field in ALWAYS_VALUED_KEYS or _text_on_sort(request))
+
+
 def _ordering(request: EntityPageRequest, value: Any, uid: Any) -> list[Any]:
     """A page's ORDER BY: (nulls last, sort value,) uid, each in the page's direction."""
     ascending = (request.order is None or request.order.order == "asc") != request.backwards
     order: list[Any] = []
     if value is not None:
-        # A full-text filter on the sort field leaves no null value to sort last; without
-        # the flag, the search index's (key, value) order serves the page directly.
-        if not _text_on_sort(request):
+        # No null value to sort last when the page walks the sort rows; without the flag,
+        # the search index's (key, value) order serves the page directly.
+        if not _walks_sort_rows(request):
             null_flag = case((value.is_(None), 1), else_=0)
             order.append(null_flag.asc() if not request.backwards else null_flag.desc())
         order.append(value.asc() if ascending else value.desc())
@@ -224,13 +234,23 @@ def _ordering(request: EntityPageRequest, value: Any, uid: Any) -> list[Any]:
     return order
 
 
-def _full_text_rows(text: FullTextFilter) -> Select[Any]:
-    words = _SEARCH.alias().c
-    return (
-        select(words.ref_key)
-        .where(words.key.in_(text.fields), words.value.like(f"%{text.term}%"))
-        .correlate(None)
-    )
+def _text_table(text: FullTextFilter, dialect: str) -> Any:
+    """Where a full-text filter's rows are read: on PostgreSQL the narrow `entity_text` when
+    it holds every field the filter names (a trigram index finds the matches), else the
+    search table (SQLite's scan of its index is as fast as of the narrow rows)."""
+    if dialect == "postgresql" and set(text.fields) <= TEXT_KEYS:
+        return _TEXT
+    return _SEARCH
+
+
+def _text_matches(rows: Any, text: FullTextFilter) -> ColumnElement[bool]:
+    """Backstage's full-text match on search rows: a field's value contains the term."""
+    return and_(rows.key.in_(text.fields), rows.value.like(f"%{text.term}%"))
+
+
+def _full_text_rows(text: FullTextFilter, dialect: str) -> Select[Any]:
+    words = _text_table(text, dialect).alias().c
+    return select(words.ref_key).where(_text_matches(words, text)).correlate(None)
 
 
 # The threads that count pages' totals (a few: a count waits on the database, and every
@@ -349,7 +369,7 @@ class SqlEntityQueries:
         )
 
     def _count(self, connection: Connection, request: EntityPageRequest) -> int:
-        stmt = _count_on_search_rows(request)
+        stmt = _count_on_search_rows(request, self._engine.dialect.name)
         if stmt is None:
             stmt = select(func.count()).select_from(self._page_base(request).subquery())
         return int(connection.scalar(stmt) or 0)
@@ -367,9 +387,9 @@ class SqlEntityQueries:
         text_on_sort = _text_on_sort(request)
         if sort is None:
             stmt = stmt.select_from(EntityRow)
-        elif text_on_sort:
-            # The full-text filter rejects entities without the value: start from the
-            # matching search rows and join their entities.
+        elif _walks_sort_rows(request):
+            # Every listed entity has one row of the field: start from those search rows
+            # (in the index's order, when the planner walks it) and join their entities.
             stmt = (
                 stmt.select_from(table)
                 .join(EntityRow, EntityRow.ref_key == search.ref_key)
@@ -384,9 +404,9 @@ class SqlEntityQueries:
             stmt = stmt.where(filter_condition(request.filter, EntityRow.ref_key, drive=drive))
         if text is not None:
             if text_on_sort:
-                stmt = stmt.where(search.value.like(f"%{text.term}%"))
+                stmt = stmt.where(_text_matches(search, text))
             else:
-                stmt = stmt.where(ENTITY_KEY.in_(_full_text_rows(text)))
+                stmt = stmt.where(ENTITY_KEY.in_(_full_text_rows(text, self._engine.dialect.name)))
         return stmt
 
     def _page(self, request: EntityPageRequest, drive: bool) -> tuple[Select[Any], bool]:
@@ -399,9 +419,11 @@ class SqlEntityQueries:
             after_value, after_uid = request.after
             keyset: list[tuple[Any, Any, bool]] = []
             if value is not None:
-                # Nulls sort last in the forward direction, whichever the order.
-                null_flag = case((value.is_(None), 1), else_=0)
-                keyset.append((null_flag, 1 if after_value is None else 0, not request.backwards))
+                if not _walks_sort_rows(request):
+                    # Nulls sort last in the forward direction, whichever the order.
+                    null_flag = case((value.is_(None), 1), else_=0)
+                    forward = not request.backwards
+                    keyset.append((null_flag, 1 if after_value is None else 0, forward))
                 keyset.append((value, after_value, ascending))
             keyset.append((EntityRow.uid, after_uid, ascending))
             stmt = stmt.where(_after(keyset))

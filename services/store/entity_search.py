@@ -32,6 +32,12 @@ SPECIAL_KEYS = frozenset(
 # and the metadata keys written once above (unless metadata repeats such a key in another
 # case, which no valid descriptor does). Counting their rows counts entities.
 SINGLE_ROW_KEYS = frozenset({"apiversion", "kind", "metadata.name", "metadata.uid"})
+# Of those, the keys whose value validation keeps within MAX_VALUE_LENGTH (a name or kind
+# of at most 63 characters, a uid): every entity has one row of each, never null.
+ALWAYS_VALUED_KEYS = frozenset({"kind", "metadata.name", "metadata.uid"})
+# The keys Backstage's catalog table searches (its full-text filter's fields): their rows
+# are also kept in a narrow table that finds substrings fast (tables.TextRow).
+TEXT_KEYS = frozenset({"metadata.name", "metadata.title", "spec.profile.displayname"})
 MAX_KEY_LENGTH = 200
 MAX_VALUE_LENGTH = 200
 DEFAULT_NAMESPACE = "default"

@@ -189,8 +189,24 @@ def differences(target: str | Engine) -> list[str]:
     when they agree). A table or column added to tables.py without a migration shows here.
     """
     with _connection(target) as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        dialect = connection.dialect.name
+        context = MigrationContext.configure(
+            connection,
+            opts={"compare_type": True, "include_object": _exists_on(dialect)},
+        )
         return [_describe(diff) for diff in compare_metadata(context, Base.metadata)]
+
+
+def _exists_on(dialect: str) -> Any:
+    """Alembic's `include_object` filter: an index built with a PostgreSQL access method
+    (a trigram GIN index) exists only on PostgreSQL (tables.py creates it there only)."""
+
+    def include(item: Any, _name: Any, kind: str, _reflected: bool, _compare_to: Any) -> bool:
+        if kind != "index" or dialect == "postgresql":
+            return True
+        return not item.dialect_options["postgresql"].get("using")
+
+    return include
 
 
 def _describe(diff: Any) -> str:

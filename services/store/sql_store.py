@@ -53,7 +53,7 @@ from services.store.catalog_query import (
     FacetCount,
 )
 from services.store.entity_rows import live_entities, to_entities
-from services.store.entity_search import build_search_entries
+from services.store.entity_search import TEXT_KEYS, build_search_entries
 from services.store.port import RepositoryState, VersionedChange
 from services.store.tables import (
     Base,
@@ -63,6 +63,7 @@ from services.store.tables import (
     RelationRow,
     RepositoryRow,
     SearchRow,
+    TextRow,
 )
 
 
@@ -190,6 +191,9 @@ class SqlCatalogStore:
                 entries = [v for row in rows for v in _search_rows(row.ref_key, row.body)]
                 if entries:
                     session.execute(insert(SearchRow), entries)
+                if self._dialect == "postgresql":
+                    session.execute(delete(TextRow).where(TextRow.ref_key.in_(keys)))
+                    _pg_insert(session, TextRow, _text_rows(entries))
                 last = rows[-1].ref_key
 
     def close(self) -> None:
@@ -251,8 +255,10 @@ class SqlCatalogStore:
             relations = [row for key in written for row in _relation_values(key, chosen[key])]
             search = [row for key in written for row in _search_values(key, chosen[key])]
             if self._dialect == "postgresql":
+                session.execute(delete(TextRow).where(TextRow.ref_key.in_(written)))
                 _pg_insert(session, RelationRow, relations, "ON CONFLICT DO NOTHING")
                 _pg_insert(session, SearchRow, search)
+                _pg_insert(session, TextRow, _text_rows(search))
             else:
                 if relations:
                     session.execute(self._insert(RelationRow).on_conflict_do_nothing(), relations)
@@ -644,6 +650,16 @@ def _search_rows(key: str, body: dict[str, Any]) -> list[dict[str, Any]]:
         }
         for entry in build_search_entries(body)
     ]
+
+
+def _text_rows(search: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of `entity_text`: the search rows of TEXT_KEYS that have a value, once each."""
+    rows = {
+        (row["ref_key"], row["key"], row["value"])
+        for row in search
+        if row["key"] in TEXT_KEYS and row["value"] is not None
+    }
+    return [{"ref_key": k, "key": key, "value": value} for k, key, value in sorted(rows)]
 
 
 def _to_repository(row: RepositoryRow) -> RepositoryState:

@@ -164,6 +164,34 @@ class SearchRow(Base):
     )
 
 
+class TextRow(Base):
+    """The search rows of the fields full-text filters usually name (`TEXT_KEYS`), copied
+    into a narrow table written with them.
+
+    Backstage's full-text filter is `value LIKE '%term%'`, which no b-tree can answer: on
+    the search table it visits the row of every entity. Here a trigram index (pg_trgm)
+    finds the matches, and the rows it leads to fill a few pages. PostgreSQL only: SQLite
+    has no such index (FTS5's trigram tables measured no faster for common terms) and scans
+    the search index as fast as these rows, so the table stays empty there. A row repeated
+    within one entity (the same key and value twice) is kept once.
+    """
+
+    __tablename__ = "entity_text"
+
+    ref_key: Mapped[str] = mapped_column(String(512), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[str] = mapped_column(_SEARCH_TEXT, primary_key=True)
+
+    __table_args__ = (
+        Index(
+            "entity_text_trigrams",
+            "value",
+            postgresql_using="gin",
+            postgresql_ops={"value": "gin_trgm_ops"},
+        ).ddl_if(dialect="postgresql"),
+    )
+
+
 class DeliveryRow(Base):
     """Delivery ids the receivers accepted, so a redelivered webhook is published once.
 

@@ -269,6 +269,87 @@ def test_full_text_matches_a_substring_of_the_given_fields(examples) -> None:
     assert "playback-order" in {e.name for e in described.entities}
 
 
+# The fields Backstage's catalog table searches (read from `entity_text` on PostgreSQL).
+CATALOG_TABLE_FIELDS = ("metadata.name", "metadata.title", "spec.profile.displayname")
+
+
+def _catalog_table_text(body: dict) -> list[str]:
+    profile = body.get("spec", {}).get("profile") or {}
+    values = (body["metadata"]["name"], body["metadata"].get("title"), profile.get("displayName"))
+    return [value.lower() for value in values if isinstance(value, str)]
+
+
+def _assert_full_text_agrees_with_the_bodies(store, terms: tuple[str, ...]) -> None:
+    everything = store.list_entities(EntityListRequest()).entities
+    groups = FieldMatch("kind", ("group",))
+    for term in terms:
+        expected = sorted(
+            e.name for e in everything if any(term in v for v in _catalog_table_text(e.body))
+        )
+        page = store.query_entities(
+            EntityPageRequest(
+                order=OrderField("metadata.name"),
+                full_text=FullTextFilter(term, CATALOG_TABLE_FIELDS),
+                limit=500,
+            )
+        )
+        assert [e.name for e in page.entities] == expected, term
+        assert page.total == len(expected), term
+        named = sorted(e.name for e in everything if term in e.name.lower())
+        on_sort = store.query_entities(
+            EntityPageRequest(
+                order=OrderField("metadata.name"),
+                full_text=FullTextFilter(term, ("metadata.name",)),
+                limit=500,
+            )
+        )
+        assert ([e.name for e in on_sort.entities], on_sort.total) == (named, len(named)), term
+        filtered = store.query_entities(
+            EntityPageRequest(
+                filter=groups, full_text=FullTextFilter(term, CATALOG_TABLE_FIELDS), limit=500
+            )
+        )
+        in_groups = [e for e in everything if e.kind == "Group"]
+        grouped = sorted(
+            e.name for e in in_groups if any(term in v for v in _catalog_table_text(e.body))
+        )
+        assert sorted(e.name for e in filtered.entities) == grouped, term
+        assert filtered.total == len(grouped), term
+
+
+def test_full_text_on_the_catalog_tables_fields_follows_every_change(examples) -> None:
+    """Names, titles and display names (read from their own narrow table on PostgreSQL)
+    match as the entities' bodies say, after entities are written, changed and deleted."""
+    terms = ("art", "team", "portal", "-", "zebra")
+    _assert_full_text_agrees_with_the_bodies(examples, terms)
+
+    changes = {c.ref: c for c in example_changes()}
+    group = next(
+        c for c in changes.values() if c.entity["spec"].get("profile", {}).get("displayName")
+    )
+    system = next(c for c in changes.values() if c.entity["metadata"].get("title"))
+    renamed_group = json.loads(json.dumps(group.entity))
+    renamed_group["spec"]["profile"]["displayName"] = "Zebra Crossing"
+    retitled_system = json.loads(json.dumps(system.entity))
+    retitled_system["metadata"]["title"] = "Zebra Portal"
+    deleted = "component:default/artist-lookup"
+    examples.apply_entity_changes(
+        [
+            VersionedChange(group.ref, 10_000, group.model_copy(update={"entity": renamed_group})),
+            VersionedChange(
+                system.ref, 10_000, system.model_copy(update={"entity": retitled_system})
+            ),
+            VersionedChange(deleted, 10_000, None),
+        ]
+    )
+    assert examples.get_entity(deleted) is None
+    _assert_full_text_agrees_with_the_bodies(examples, terms)
+    zebras = examples.query_entities(
+        EntityPageRequest(full_text=FullTextFilter("zebra", CATALOG_TABLE_FIELDS), limit=10)
+    )
+    assert sorted(e.ref for e in zebras.entities) == sorted([group.ref, system.ref])
+
+
 def test_facets_count_entities_per_value(examples) -> None:
     facets = examples.entity_facets(
         ["spec.type", "metadata.tags", "relations.ownedby"], FieldMatch("kind", ("component",))
