@@ -45,8 +45,9 @@ def test_the_demo_release_shows_as_deployments_per_environment(demo: CairnProces
     )
     wait_until(lambda: _outcomes(demo, "staging") == STAGING, what="the staging deployments")
 
-    checkout = demo.entity("component", "checkout-web")
-    assert checkout is not None
+    # The store is fed by its own consumer: the deployments may be listed a moment before
+    # the entity they name is in the catalog.
+    checkout = demo.entity_when("component", "checkout-web")
     environments = {e["environment"]: e for e in checkout["status"]["deployments"]}
     assert environments["production"]["lastStatus"] == "failure"
     assert environments["production"]["version"] is None  # nothing ran there before
