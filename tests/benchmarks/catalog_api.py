@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -340,6 +341,7 @@ def main() -> None:
         measure(process.base_url, names, args.requests)
     finally:
         process.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _start(process: CairnProcess) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import statistics
 import sys
 import tempfile
@@ -43,6 +44,10 @@ class Workspace:
         self.git_config.write_text(
             f'[url "file://{self.root}/remotes/"]\n\tinsteadOf = {HOST_BASE}\n'
         )
+
+    def close(self) -> None:
+        """Remove the repositories and every data dir made under the workspace."""
+        shutil.rmtree(self.root, ignore_errors=True)
 
     def repo(self, name: str) -> tuple[GitRepo, GitHubRepoInfo]:
         repo = GitRepo.create(self.root, "acme", name)

@@ -194,6 +194,7 @@ def main() -> None:
             ingest.stop()
         if installations is not None:
             installations.close()
+        ws.close()
     print(f"freshness 202 -> new version on the entity: {summary(entity)}")
     print(f"freshness 202 -> new version in /api/search: {summary(search)}")
     print(f"deployment events/s end to end (202 -> listed): {rate:.1f}")

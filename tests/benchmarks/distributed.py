@@ -467,6 +467,7 @@ def main() -> None:
             )
     finally:
         installations.close()
+        ws.close()
     for line in lines:
         print(line)
 

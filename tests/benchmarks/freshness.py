@@ -157,6 +157,7 @@ def main() -> None:
         cairn.stop()
         if installations is not None:
             installations.close()
+        ws.close()
     print(f"freshness 202 -> visible in {where}: {summary(fresh)}")
     if args.burst <= 0:
         p99 = percentile(fresh, 99) * 1000

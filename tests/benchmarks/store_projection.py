@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -103,11 +104,13 @@ def _measure(label: str, url: str, total: int, batch: int) -> None:
 
 
 _fresh_databases: list[str] = []
+_fresh_folders: list[Path] = []
 
 
 def _fresh(url: str) -> str:
     if url.startswith("sqlite"):
-        return f"sqlite:///{Path(tempfile.mkdtemp()) / 'catalog.db'}"
+        _fresh_folders.append(Path(tempfile.mkdtemp(prefix="cairn-bench-store-")))
+        return f"sqlite:///{_fresh_folders[-1] / 'catalog.db'}"
     from tests.support.postgres import with_database
 
     name = f"cairn_bench_{uuid.uuid4().hex[:10]}"
@@ -138,7 +141,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=500)
     args = parser.parse_args()
     progress(f"store projection: {args.changes} changes per run")
-    _measure("sqlite", _fresh("sqlite://"), args.changes, args.batch)
+    try:
+        _measure("sqlite", _fresh("sqlite://"), args.changes, args.batch)
+    finally:
+        for folder in _fresh_folders:
+            shutil.rmtree(folder, ignore_errors=True)
     server = os.environ.get("CAIRN_TEST_DATABASE_URL")
     if not server:
         progress("CAIRN_TEST_DATABASE_URL is not set: PostgreSQL not measured")
