@@ -124,10 +124,11 @@ class GiteaWebhooks:
         self._secrets = list(secrets)
         self._insecure = insecure
         self._product = product
+        self._proof = SharedSecret(product, "CAIRN_GITEA_WEBHOOK_SECRET")
 
     def authenticate(self, body: bytes, headers: Mapping[str, str]) -> None:
         header, name = _first(headers, SIGNATURE_HEADERS)
-        SharedSecret(self._product, "CAIRN_GITEA_WEBHOOK_SECRET").check(
+        self._proof.check(
             bool(self._secrets),
             self._insecure,
             header,
