@@ -492,21 +492,27 @@ class SqlDeploymentStore:
         with self._write.begin() as session:
             keys = sorted(latest)
             session.execute(delete(CiEntityKeyRow).where(CiEntityKeyRow.ref_key.in_(keys)))
-            for key in keys:
-                entity = latest[key]
-                self._upsert(
-                    session,
-                    CiEntityRow,
-                    {
-                        "ref_key": key,
-                        "ref": entity.ref,
-                        "kind": entity.kind,
-                        "repository_key": entity.repository,
-                        "owner": entity.owner,
-                        "system": entity.system,
-                    },
-                    ["ref_key"],
-                )
+            entity_rows = [
+                {
+                    "ref_key": key,
+                    "ref": latest[key].ref,
+                    "kind": latest[key].kind,
+                    "repository_key": latest[key].repository,
+                    "owner": latest[key].owner,
+                    "system": latest[key].system,
+                }
+                for key in keys
+            ]
+            upsert = self._insert(CiEntityRow)
+            upsert = upsert.on_conflict_do_update(
+                index_elements=["ref_key"],
+                set_={
+                    column: upsert.excluded[column]
+                    for column in ("ref", "kind", "repository_key", "owner", "system")
+                },
+            )
+            # One statement run over every row (a pipelined executemany), not one per entity.
+            session.execute(upsert, entity_rows)
             rows = [
                 {"ref_key": key, "key": k} for key in keys for k in dict.fromkeys(latest[key].keys)
             ]
