@@ -235,7 +235,12 @@ class SqlCatalogStore:
             # Sorted, so two batches lock rows in the same order and cannot deadlock.
             entities = [_entity_values(key, chosen[key]) for key in sorted(chosen)]
             if self._dialect == "postgresql":
-                written = sorted(_pg_insert(session, EntityRow, entities, _PG_NEWER_ENTITY))
+                returned = _pg_insert(session, EntityRow, entities, _PG_NEWER_ENTITY)
+                written = sorted(key for key, _inserted in returned)
+                # A ref whose row this statement inserted had no rows anywhere before (they
+                # are written only after its entity row, which we now hold). `held` cannot
+                # tell: a concurrent writer may have inserted the ref since it was read.
+                replaced = [key for key, inserted in sorted(returned) if not inserted]
             else:
                 upsert = self._insert(EntityRow)
                 upsert = upsert.on_conflict_do_update(
@@ -248,14 +253,23 @@ class SqlCatalogStore:
                     where=EntityRow.version < upsert.excluded.version,
                 ).returning(EntityRow.ref_key)
                 written = sorted(session.scalars(upsert, entities))
+                # SQLite has one writer at a time, and this transaction began as it: `held`
+                # is exact.
+                replaced = [key for key in written if key in held]
             if not written:
                 return 0
-            session.execute(delete(RelationRow).where(RelationRow.origin_key.in_(written)))
-            session.execute(delete(SearchRow).where(SearchRow.ref_key.in_(written)))
+            # Only a ref that had rows has rows to remove: an import of new entities deletes
+            # nothing (before the first ANALYZE, PostgreSQL plans these deletes as scans of
+            # the whole table, so each batch of a fresh catalog's import cost more than the
+            # last).
+            if replaced:
+                session.execute(delete(RelationRow).where(RelationRow.origin_key.in_(replaced)))
+                session.execute(delete(SearchRow).where(SearchRow.ref_key.in_(replaced)))
             relations = [row for key in written for row in _relation_values(key, chosen[key])]
             search = [row for key in written for row in _search_values(key, chosen[key])]
             if self._dialect == "postgresql":
-                session.execute(delete(TextRow).where(TextRow.ref_key.in_(written)))
+                if replaced:
+                    session.execute(delete(TextRow).where(TextRow.ref_key.in_(replaced)))
                 _pg_insert(session, RelationRow, relations, "ON CONFLICT DO NOTHING")
                 _pg_insert(session, SearchRow, search)
                 _pg_insert(session, TextRow, _text_rows(search))
@@ -534,7 +548,10 @@ _PG_NEWER_ENTITY = (
         for column in EntityRow.__table__.columns
         if column.name != "ref_key"
     )
-    + " WHERE entities.version < EXCLUDED.version RETURNING ref_key"
+    + " WHERE entities.version < EXCLUDED.version"
+    # xmax is 0 only on a row version this statement inserted: an ON CONFLICT update first
+    # locks the row it replaces, and the new version keeps that lock in its xmax.
+    + " RETURNING ref_key, xmax = 0"
 )
 
 
@@ -568,7 +585,7 @@ def _pg_insert(
     session: Session, row_class: type[Base], rows: list[dict[str, Any]], suffix: str = ""
 ) -> list[Any]:
     """Insert `rows` (dicts of column values, all with the same keys) into `row_class`'s
-    table; returns what the suffix's RETURNING clause names, if any."""
+    table; returns the rows of the suffix's RETURNING clause, if any."""
     if not rows:
         return []
     table = row_class.__table__
@@ -576,7 +593,7 @@ def _pg_insert(
     statement = _pg_insert_statement(table, tuple(rows[0]), suffix)
     encoded = json.dumps(rows, default=_json_value, separators=(",", ":"))
     result = session.execute(statement, {"rows": encoded})
-    return list(result.scalars()) if "RETURNING" in suffix else []
+    return [tuple(row) for row in result] if "RETURNING" in suffix else []
 
 
 def _entity_values(key: str, change: VersionedChange) -> dict[str, Any]:

@@ -233,6 +233,33 @@ def test_an_older_change_committed_after_a_newer_one_changes_nothing(
     _assert_holds_version(store, database, ref, 9)
 
 
+def test_a_new_entity_written_by_two_writers_at_once_keeps_only_the_newest_rows(
+    store: SqlCatalogStore, database: str
+) -> None:
+    """Both writers see the ref absent, so only the upsert can tell the second one that the
+    first has meanwhile written rows to replace."""
+    ref = f"component:default/{unique('svc')}"
+    key = ref_key(ref)
+    older_owner = "group:default/team-v5"
+    with _connect(database) as holder:
+        # Hold the older writer after it inserted the entity row, before its relation row.
+        holder.execute(
+            "INSERT INTO relations (origin_key, source_key, type, target_key, source_ref, "
+            "target_ref) VALUES (%s, %s, 'ownedBy', %s, %s, %s)",
+            (key, key, ref_key(older_owner), ref, older_owner),
+        )
+        older = _in_thread(lambda: store.apply_entity_changes([_change(ref, 5)]))
+        wait_for_lock_waiters(database, 1)
+        # The newer writer reads no row for the ref and queues behind the older one's insert.
+        newer = _in_thread(lambda: store.apply_entity_changes([_change(ref, 9)]))
+        wait_for_lock_waiters(database, 2)
+        holder.rollback()
+    for thread in (older, newer):
+        thread.join(WAIT_SECONDS)
+        assert not thread.is_alive() and thread.errors == []  # type: ignore[attr-defined]
+    _assert_holds_version(store, database, ref, 9)
+
+
 def test_concurrent_batches_over_the_same_entities_keep_the_newest_of_each(
     store: SqlCatalogStore, database: str
 ) -> None:
