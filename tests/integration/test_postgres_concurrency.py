@@ -213,6 +213,12 @@ def _in_thread(action: Callable[[], object]) -> threading.Thread:
     return thread
 
 
+def _join_without_errors(*threads: threading.Thread) -> None:
+    for thread in threads:
+        thread.join(WAIT_SECONDS)
+        assert not thread.is_alive() and thread.errors == []  # type: ignore[attr-defined]
+
+
 def test_an_older_change_committed_after_a_newer_one_changes_nothing(
     store: SqlCatalogStore, database: str
 ) -> None:
@@ -227,9 +233,7 @@ def test_an_older_change_committed_after_a_newer_one_changes_nothing(
         older = _in_thread(lambda: store.apply_entity_changes([_change(ref, 7)]))
         wait_for_lock_waiters(database, 2)
         holder.rollback()
-    for thread in (newer, older):
-        thread.join(WAIT_SECONDS)
-        assert not thread.is_alive() and thread.errors == []  # type: ignore[attr-defined]
+    _join_without_errors(newer, older)
     _assert_holds_version(store, database, ref, 9)
 
 
@@ -254,9 +258,7 @@ def test_a_new_entity_written_by_two_writers_at_once_keeps_only_the_newest_rows(
         newer = _in_thread(lambda: store.apply_entity_changes([_change(ref, 9)]))
         wait_for_lock_waiters(database, 2)
         holder.rollback()
-    for thread in (older, newer):
-        thread.join(WAIT_SECONDS)
-        assert not thread.is_alive() and thread.errors == []  # type: ignore[attr-defined]
+    _join_without_errors(older, newer)
     _assert_holds_version(store, database, ref, 9)
 
 
