@@ -331,13 +331,17 @@ class SqlDeploymentStore:
     def _insert(self, table: Any) -> Any:
         return (sqlite.insert if self._dialect == "sqlite" else postgresql.insert)(table)
 
-    def _upsert(self, session: Session, row: Any, values: dict[str, Any], keys: list[str]) -> None:
-        statement = self._insert(row).values(**values)
+    def _upsert(
+        self, session: Session, row: Any, rows: Sequence[dict[str, Any]], keys: list[str]
+    ) -> None:
+        """Insert or replace `rows` (all with the same columns) in one statement, run over
+        every row (a pipelined executemany), not one statement per row."""
+        statement = self._insert(row)
         statement = statement.on_conflict_do_update(
             index_elements=keys,
-            set_={k: statement.excluded[k] for k in values if k not in keys},
+            set_={k: statement.excluded[k] for k in rows[0] if k not in keys},
         )
-        session.execute(statement)
+        session.execute(statement, list(rows))
 
     # --- records ----------------------------------------------------------------------
 
@@ -361,7 +365,7 @@ class SqlDeploymentStore:
                 .where(CiLinkRow.record_type == record_type, CiLinkRow.record_id == record_id)
             )
             values = {**values, "id": record_id, "matched": bool(linked), "updated_at": _now()}
-            self._upsert(session, row, values, ["id"])
+            self._upsert(session, row, [values], ["id"])
             if keys:
                 session.execute(
                     self._insert(CiRecordKeyRow).on_conflict_do_nothing(),
@@ -492,27 +496,22 @@ class SqlDeploymentStore:
         with self._write.begin() as session:
             keys = sorted(latest)
             session.execute(delete(CiEntityKeyRow).where(CiEntityKeyRow.ref_key.in_(keys)))
-            entity_rows = [
-                {
-                    "ref_key": key,
-                    "ref": latest[key].ref,
-                    "kind": latest[key].kind,
-                    "repository_key": latest[key].repository,
-                    "owner": latest[key].owner,
-                    "system": latest[key].system,
-                }
-                for key in keys
-            ]
-            upsert = self._insert(CiEntityRow)
-            upsert = upsert.on_conflict_do_update(
-                index_elements=["ref_key"],
-                set_={
-                    column: upsert.excluded[column]
-                    for column in ("ref", "kind", "repository_key", "owner", "system")
-                },
+            self._upsert(
+                session,
+                CiEntityRow,
+                [
+                    {
+                        "ref_key": key,
+                        "ref": entity.ref,
+                        "kind": entity.kind,
+                        "repository_key": entity.repository,
+                        "owner": entity.owner,
+                        "system": entity.system,
+                    }
+                    for key, entity in sorted(latest.items())
+                ],
+                ["ref_key"],
             )
-            # One statement run over every row (a pipelined executemany), not one per entity.
-            session.execute(upsert, entity_rows)
             rows = [
                 {"ref_key": key, "key": k} for key in keys for k in dict.fromkeys(latest[key].keys)
             ]
@@ -703,12 +702,14 @@ class SqlDeploymentStore:
         self._upsert(
             session,
             CiEnvironmentStateRow,
-            {
-                "ref_key": ref.lower(),
-                "environment_key": state.environment.strip().lower(),
-                "body": state.model_dump(mode="json"),
-                "updated_at": _now(),
-            },
+            [
+                {
+                    "ref_key": ref.lower(),
+                    "environment_key": state.environment.strip().lower(),
+                    "body": state.model_dump(mode="json"),
+                    "updated_at": _now(),
+                }
+            ],
             ["ref_key", "environment_key"],
         )
 
