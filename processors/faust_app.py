@@ -61,6 +61,7 @@ from processors.faust_agents import (
 )
 from services.bus.port import EventLog, LogRecord
 from services.bus.topics_admin import missing_topics, physical_name
+from services.collector import settle_collector
 from services.index.port import SearchIndex
 from services.model.topics import CI_EVENTS, DEPLOYMENTS, ENTITY_CHANGES, GIT_EVENTS
 from services.settings import Settings
@@ -424,6 +425,7 @@ def run_worker(
         quiet=True,
         redirect_stdouts=False,
     )
+    settle_collector()
     try:
         worker.execute_from_commandline()
     except SystemExit as exit_:

@@ -8,7 +8,6 @@ configuration on its own (see services/settings.py).
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import secrets
 import sys
@@ -21,6 +20,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from services.bus.port import LogUnavailable
+from services.collector import settle_collector
 from services.settings import Settings
 from services.store.port import StoreUnavailable
 
@@ -163,10 +163,7 @@ def serve(settings: Settings, roles: set[str], *, demo: bool, log_level: str) ->
         ]
     lines.append(f"  API docs:  {base}/docs    health: {base}/readyz")
     print("\n".join(lines), flush=True)
-    # The objects built at start (settings, models, routes, pools) live as long as the
-    # process: keeping them out of the collector's scans takes its pauses out of p99.
-    gc.collect()
-    gc.freeze()
+    settle_collector()
     uvicorn.run(app, host=host, port=port, log_level=log_level.lower(), access_log=False)
     return 0
 
