@@ -41,7 +41,7 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.model.ci_events import (
@@ -56,6 +56,7 @@ from services.model.ci_events import (
 )
 from services.model.events import CommitSeen
 from services.store import schema
+from services.store.pg_bulk import insert_rows, replace_on_conflict
 from services.store.tables import (
     Base,
     CiCommitRow,
@@ -328,20 +329,29 @@ class SqlDeploymentStore:
         self._write_engine.dispose()
         self._read_engine.dispose()
 
-    def _insert(self, table: Any) -> Any:
-        return (sqlite.insert if self._dialect == "sqlite" else postgresql.insert)(table)
-
     def _upsert(
         self, session: Session, row: Any, rows: Sequence[dict[str, Any]], keys: list[str]
     ) -> None:
-        """Insert or replace `rows` (all with the same columns) in one statement, run over
-        every row (a pipelined executemany), not one statement per row."""
-        statement = self._insert(row)
+        """Insert or replace `rows` (all with the same columns, each key once) in one
+        statement, not one statement per row."""
+        if self._dialect == "postgresql":
+            insert_rows(session, row, rows, replace_on_conflict(keys, rows[0]))
+            return
+        statement = sqlite.insert(row)
         statement = statement.on_conflict_do_update(
             index_elements=keys,
             set_={k: statement.excluded[k] for k in rows[0] if k not in keys},
         )
         session.execute(statement, list(rows))
+
+    def _insert_new(self, session: Session, row: Any, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert `rows` (all with the same columns), leaving out those already there."""
+        if not rows:
+            return
+        if self._dialect == "postgresql":
+            insert_rows(session, row, rows, "ON CONFLICT DO NOTHING")
+            return
+        session.execute(sqlite.insert(row).on_conflict_do_nothing(), list(rows))
 
     # --- records ----------------------------------------------------------------------
 
@@ -366,11 +376,11 @@ class SqlDeploymentStore:
             )
             values = {**values, "id": record_id, "matched": bool(linked), "updated_at": _now()}
             self._upsert(session, row, [values], ["id"])
-            if keys:
-                session.execute(
-                    self._insert(CiRecordKeyRow).on_conflict_do_nothing(),
-                    [{"record_type": record_type, "record_id": record_id, "key": k} for k in keys],
-                )
+            self._insert_new(
+                session,
+                CiRecordKeyRow,
+                [{"record_type": record_type, "record_id": record_id, "key": k} for k in keys],
+            )
 
     def get_deployment(self, record_id: str) -> DeploymentRecord | None:
         return self._get(CiDeploymentRow, DeploymentRecord, record_id)
@@ -460,7 +470,7 @@ class SqlDeploymentStore:
         ]
         if not rows:
             return
-        session.execute(self._insert(CiLinkRow).on_conflict_do_nothing(), rows)
+        self._insert_new(session, CiLinkRow, rows)
         by_type: dict[str, set[str]] = {}
         for row in rows:
             by_type.setdefault(row["record_type"], set()).add(row["record_id"])
@@ -515,8 +525,7 @@ class SqlDeploymentStore:
             rows = [
                 {"ref_key": key, "key": k} for key in keys for k in dict.fromkeys(latest[key].keys)
             ]
-            if rows:
-                session.execute(self._insert(CiEntityKeyRow).on_conflict_do_nothing(), rows)
+            self._insert_new(session, CiEntityKeyRow, rows)
 
     def remove_entities(self, refs: Sequence[str]) -> None:
         keys = sorted({ref.lower() for ref in refs})
@@ -597,8 +606,7 @@ class SqlDeploymentStore:
                 if len(held) == 1:
                     rows.append({"ref_key": held[0][0], "key": match_key("repository", repository)})
                     assigned[repository] = held[0][1]
-            if rows:
-                session.execute(self._insert(CiEntityKeyRow).on_conflict_do_nothing(), rows)
+            self._insert_new(session, CiEntityKeyRow, rows)
         return assigned
 
     # --- environments -------------------------------------------------------------------
@@ -767,7 +775,7 @@ class SqlDeploymentStore:
         if not rows:
             return 0
         with self._write.begin() as session:
-            session.execute(self._insert(CiCommitRow).on_conflict_do_nothing(), rows)
+            self._insert_new(session, CiCommitRow, rows)
         return len(rows)
 
     def commit_times(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], datetime]:

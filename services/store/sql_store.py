@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import functools
-import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
-    Column,
     Engine,
-    Table,
     bindparam,
     create_engine,
     delete,
@@ -22,14 +18,10 @@ from sqlalchemy import (
     inspect,
     or_,
     select,
-    text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.sql import sqltypes
-from sqlalchemy.sql.elements import TextClause
-from sqlalchemy.types import TypeDecorator
 
 from services.model.catalog import (
     DesiredLocation,
@@ -54,9 +46,9 @@ from services.store.catalog_query import (
 )
 from services.store.entity_rows import live_entities, to_entities
 from services.store.entity_search import TEXT_KEYS, build_search_entries
+from services.store.pg_bulk import insert_rows, replace_on_conflict
 from services.store.port import RepositoryState, VersionedChange
 from services.store.tables import (
-    Base,
     EntityRow,
     LocationRow,
     OwnerRow,
@@ -193,7 +185,7 @@ class SqlCatalogStore:
                     session.execute(insert(SearchRow), entries)
                 if self._dialect == "postgresql":
                     session.execute(delete(TextRow).where(TextRow.ref_key.in_(keys)))
-                    _pg_insert(session, TextRow, _text_rows(entries))
+                    insert_rows(session, TextRow, _text_rows(entries))
                 last = rows[-1].ref_key
 
     def close(self) -> None:
@@ -235,7 +227,7 @@ class SqlCatalogStore:
             # Sorted, so two batches lock rows in the same order and cannot deadlock.
             entities = [_entity_values(key, chosen[key]) for key in sorted(chosen)]
             if self._dialect == "postgresql":
-                returned = _pg_insert(session, EntityRow, entities, _PG_NEWER_ENTITY)
+                returned = insert_rows(session, EntityRow, entities, _PG_NEWER_ENTITY)
                 written = sorted(key for key, _inserted in returned)
                 # A ref whose row this statement inserted had no rows anywhere before (they
                 # are written only after its entity row, which we now hold). `held` cannot
@@ -270,9 +262,9 @@ class SqlCatalogStore:
             if self._dialect == "postgresql":
                 if replaced:
                     session.execute(delete(TextRow).where(TextRow.ref_key.in_(replaced)))
-                _pg_insert(session, RelationRow, relations, "ON CONFLICT DO NOTHING")
-                _pg_insert(session, SearchRow, search)
-                _pg_insert(session, TextRow, _text_rows(search))
+                insert_rows(session, RelationRow, relations, "ON CONFLICT DO NOTHING")
+                insert_rows(session, SearchRow, search)
+                insert_rows(session, TextRow, _text_rows(search))
             else:
                 if relations:
                     session.execute(self._insert(RelationRow).on_conflict_do_nothing(), relations)
@@ -528,72 +520,13 @@ class SqlCatalogStore:
         return plan
 
 
-# PostgreSQL bulk writes: one `INSERT ... SELECT FROM jsonb_to_recordset(<the rows>)` per
-# batch. The statement is the same whatever the row count (parsed once) and the rows travel
-# as one JSON document, encoded by the json module's C code: several times faster than
-# executemany, a multi-row VALUES list or per-column arrays (whose text escaping cost more
-# than the database's work). Rows are inserted in the order given.
-_PG_RECORD_TYPES: tuple[tuple[type[Any], str], ...] = (
-    (sqltypes.Boolean, "boolean"),
-    (sqltypes.BigInteger, "bigint"),
-    (sqltypes.Integer, "integer"),
-    (sqltypes.DateTime, "timestamptz"),
-    (sqltypes.JSON, "jsonb"),
-    (sqltypes.String, "text"),
-)
 _PG_NEWER_ENTITY = (
-    "ON CONFLICT (ref_key) DO UPDATE SET "
-    + ", ".join(
-        f'"{column.name}" = EXCLUDED."{column.name}"'
-        for column in EntityRow.__table__.columns
-        if column.name != "ref_key"
-    )
+    replace_on_conflict(["ref_key"], [column.name for column in EntityRow.__table__.columns])
     + " WHERE entities.version < EXCLUDED.version"
     # xmax is 0 only on a row version this statement inserted: an ON CONFLICT update first
     # locks the row it replaces, and the new version keeps that lock in its xmax.
     + " RETURNING ref_key, xmax = 0"
 )
-
-
-def _pg_record_type(column: Column[Any]) -> str:
-    kind = column.type
-    if isinstance(kind, TypeDecorator):
-        kind = kind.impl_instance
-    for python_type, name in _PG_RECORD_TYPES:
-        if isinstance(kind, python_type):
-            return name
-    raise TypeError(f"No PostgreSQL record type for column {column} ({kind!r}).")
-
-
-@functools.cache
-def _pg_insert_statement(table: Table, columns: tuple[str, ...], suffix: str) -> TextClause:
-    named = ", ".join(f'"{name}"' for name in columns)
-    record = ", ".join(f'"{name}" {_pg_record_type(table.c[name])}' for name in columns)
-    return text(
-        f'INSERT INTO "{table.name}" ({named}) SELECT {named} '
-        f"FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r({record}) {suffix}"
-    )
-
-
-def _json_value(value: object) -> str:
-    if isinstance(value, datetime):  # a naive time is UTC, as UtcDateTime reads it
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
-    raise TypeError(f"Cannot write {type(value).__name__} into a PostgreSQL row.")
-
-
-def _pg_insert(
-    session: Session, row_class: type[Base], rows: list[dict[str, Any]], suffix: str = ""
-) -> list[Any]:
-    """Insert `rows` (dicts of column values, all with the same keys) into `row_class`'s
-    table; returns the rows of the suffix's RETURNING clause, if any."""
-    if not rows:
-        return []
-    table = row_class.__table__
-    assert isinstance(table, Table)
-    statement = _pg_insert_statement(table, tuple(rows[0]), suffix)
-    encoded = json.dumps(rows, default=_json_value, separators=(",", ":"))
-    result = session.execute(statement, {"rows": encoded})
-    return [tuple(row) for row in result] if "RETURNING" in suffix else []
 
 
 def _entity_values(key: str, change: VersionedChange) -> dict[str, Any]:
