@@ -56,7 +56,7 @@ from services.model.ci_events import (
 )
 from services.model.events import CommitSeen
 from services.store import schema
-from services.store.pg_bulk import insert_rows, replace_on_conflict
+from services.store.pg_bulk import insert_rows, replace_on_conflict, upsert_rows
 from services.store.tables import (
     Base,
     CiCommitRow,
@@ -504,28 +504,36 @@ class SqlDeploymentStore:
             return
         latest = {e.ref.lower(): e for e in entities}
         with self._write.begin() as session:
-            keys = sorted(latest)
-            session.execute(delete(CiEntityKeyRow).where(CiEntityKeyRow.ref_key.in_(keys)))
-            self._upsert(
-                session,
-                CiEntityRow,
-                [
-                    {
-                        "ref_key": key,
-                        "ref": entity.ref,
-                        "kind": entity.kind,
-                        "repository_key": entity.repository,
-                        "owner": entity.owner,
-                        "system": entity.system,
-                    }
-                    for key, entity in sorted(latest.items())
-                ],
-                ["ref_key"],
-            )
             rows = [
-                {"ref_key": key, "key": k} for key in keys for k in dict.fromkeys(latest[key].keys)
+                {
+                    "ref_key": key,
+                    "ref": entity.ref,
+                    "kind": entity.kind,
+                    "repository_key": entity.repository,
+                    "owner": entity.owner,
+                    "system": entity.system,
+                }
+                for key, entity in sorted(latest.items())
             ]
-            self._insert_new(session, CiEntityKeyRow, rows)
+            if self._dialect == "postgresql":
+                # Only a ref that had a row has keys to remove: an import deletes nothing (as
+                # in the store's projection, docs/architecture.md decision 26).
+                written = upsert_rows(session, CiEntityRow, rows, "ref_key")
+                replaced = [key for key, inserted in written if not inserted]
+            else:
+                self._upsert(session, CiEntityRow, rows, ["ref_key"])
+                replaced = sorted(latest)
+            if replaced:
+                session.execute(delete(CiEntityKeyRow).where(CiEntityKeyRow.ref_key.in_(replaced)))
+            self._insert_new(
+                session,
+                CiEntityKeyRow,
+                [
+                    {"ref_key": key, "key": k}
+                    for key in sorted(latest)
+                    for k in dict.fromkeys(latest[key].keys)
+                ],
+            )
 
     def remove_entities(self, refs: Sequence[str]) -> None:
         keys = sorted({ref.lower() for ref in refs})

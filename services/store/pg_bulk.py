@@ -54,6 +54,22 @@ def insert_rows(
     return [tuple(row) for row in result] if "RETURNING" in suffix else []
 
 
+def upsert_rows(
+    session: Session,
+    row_class: type[DeclarativeBase],
+    rows: Sequence[dict[str, Any]],
+    key: str,
+    where: str = "",
+) -> list[tuple[str, bool]]:
+    """Insert `rows` or replace the rows with their `key` (each key once), a row only when
+    `where` (SQL on the table and EXCLUDED) holds for it; returns (key, inserted) for each
+    row written, inserted False when it replaced one (docs/architecture.md, decision 26)."""
+    suffix = replace_on_conflict([key], rows[0]) + (f" WHERE {where}" if where else "")
+    # xmax is 0 only on a row version this statement inserted: an ON CONFLICT update first
+    # locks the row it replaces, and the new version keeps that lock in its xmax.
+    return insert_rows(session, row_class, rows, f'{suffix} RETURNING "{key}", xmax = 0')
+
+
 def _record_type(column: Column[Any]) -> str:
     kind = column.type
     if isinstance(kind, TypeDecorator):

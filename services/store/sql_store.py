@@ -46,7 +46,7 @@ from services.store.catalog_query import (
 )
 from services.store.entity_rows import live_entities, to_entities
 from services.store.entity_search import TEXT_KEYS, build_search_entries
-from services.store.pg_bulk import insert_rows, replace_on_conflict
+from services.store.pg_bulk import insert_rows, upsert_rows
 from services.store.port import RepositoryState, VersionedChange
 from services.store.tables import (
     EntityRow,
@@ -227,7 +227,9 @@ class SqlCatalogStore:
             # Sorted, so two batches lock rows in the same order and cannot deadlock.
             entities = [_entity_values(key, chosen[key]) for key in sorted(chosen)]
             if self._dialect == "postgresql":
-                returned = insert_rows(session, EntityRow, entities, _PG_NEWER_ENTITY)
+                returned = upsert_rows(
+                    session, EntityRow, entities, "ref_key", "entities.version < EXCLUDED.version"
+                )
                 written = sorted(key for key, _inserted in returned)
                 # A ref whose row this statement inserted had no rows anywhere before (they
                 # are written only after its entity row, which we now hold). `held` cannot
@@ -518,15 +520,6 @@ class SqlCatalogStore:
             session.flush()
             emit(plan)
         return plan
-
-
-_PG_NEWER_ENTITY = (
-    replace_on_conflict(["ref_key"], [column.name for column in EntityRow.__table__.columns])
-    + " WHERE entities.version < EXCLUDED.version"
-    # xmax is 0 only on a row version this statement inserted: an ON CONFLICT update first
-    # locks the row it replaces, and the new version keeps that lock in its xmax.
-    + " RETURNING ref_key, xmax = 0"
-)
 
 
 def _entity_values(key: str, change: VersionedChange) -> dict[str, Any]:

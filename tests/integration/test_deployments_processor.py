@@ -207,6 +207,26 @@ def test_the_strongest_annotation_decides_which_entity_an_event_concerns(
     assert recorded.ref == f"component:default/{name}-by-slug"
 
 
+def test_an_entity_that_drops_an_annotation_no_longer_catches_what_it_named(
+    catalog: Catalog, processor: DeploymentProcessor, deployments: SqlDeploymentStore
+) -> None:
+    name = unique("renamed")
+    repository, _info = catalog.repository(name)
+    catalog.publish(repository, {name: {"cairn.dev/deployment-name": f"{name}-old"}})
+    catalog.publish(repository, {name: {"cairn.dev/deployment-name": f"{name}-new"}})
+    for service, event_id in ((f"{name}-old", "old"), (f"{name}-new", "new")):
+        deployed = cdevent(
+            "dev.cdevents.service.deployed.0.2.0",
+            f"service/{service}",
+            {"environment": {"id": "staging"}, "artifactId": f"pkg:oci/{service}@sha256%3Aabc"},
+        )
+        processor.handle(_event(cdevents.normalise(deployed, event_id)))
+    [unmatched] = deployments.list_deployments(CiQuery(unmatched=True)).items
+    assert unmatched.entity_refs == [] and f"{name}-old@" in (unmatched.artifact or "")
+    [attached] = deployments.list_deployments(CiQuery(entities=[f"component:default/{name}"])).items
+    assert f"{name}-new@" in (attached.artifact or "")
+
+
 def test_states_arriving_out_of_order_end_as_the_newest_says(
     catalog: Catalog, processor: DeploymentProcessor, deployments: SqlDeploymentStore
 ) -> None:
