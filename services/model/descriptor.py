@@ -145,13 +145,16 @@ class _Reading:
         self._documents_left = limits.max_documents
         self._visited: set[str] = set()
         self._first_seen: dict[str, str] = {}  # ref key -> file that defined it first
-        self._opened: set[str] = set()
+        self.result = LocationReading(entities=[], errors=[], files_read=[])
+        # The resolver reads through an object of its own, not a method of this reading:
+        # a reading that holds a resolver holding the reading is a reference cycle, left for
+        # the garbage collector with every file it read (docs/architecture.md, decision 27).
+        self._opened = _OpenedFiles(files, limits.max_files, self.result.files_read)
         self._placeholders = PlaceholderResolver(
-            self._read_placeholder_file,
+            self._opened.read_placeholder_file,
             max_bytes=limits.max_placeholder_bytes,
             max_depth=limits.max_depth,
         )
-        self.result = LocationReading(entities=[], errors=[], files_read=[])
 
     def run(self) -> LocationReading:
         if not self._root:
@@ -162,26 +165,11 @@ class _Reading:
 
     # -- files ---------------------------------------------------------------------------
 
-    def _open(self, path: str) -> bytes | None:
-        if path not in self._opened and len(self._opened) >= self._limits.max_files:
-            raise _TooManyFiles
-        data = self._files.read(path)
-        if data is not None and path not in self._opened:
-            self._opened.add(path)
-            self.result.files_read.append(path)
-        return data
-
-    def _read_placeholder_file(self, path: str) -> bytes | None:
-        try:
-            return self._open(path)
-        except _TooManyFiles:
-            return None
-
     def _read_file(self, path: str, chain: tuple[str, ...]) -> bool:
         """Read one descriptor file; False when it does not exist. `chain` holds its ancestors."""
         self._visited.add(path)
         try:
-            data = self._open(path)
+            data = self._opened.open(path)
         except _TooManyFiles:
             self._error(
                 path,
@@ -382,6 +370,31 @@ class _Reading:
 
 class _TooManyFiles(Exception):
     pass
+
+
+class _OpenedFiles:
+    """The repository files one reading opened: at most `max_files`, listed in `read`."""
+
+    def __init__(self, files: FileSource, max_files: int, read: list[str]) -> None:
+        self._files = files
+        self._max_files = max_files
+        self._opened: set[str] = set()
+        self._read = read
+
+    def open(self, path: str) -> bytes | None:
+        if path not in self._opened and len(self._opened) >= self._max_files:
+            raise _TooManyFiles
+        data = self._files.read(path)
+        if data is not None and path not in self._opened:
+            self._opened.add(path)
+            self._read.append(path)
+        return data
+
+    def read_placeholder_file(self, path: str) -> bytes | None:
+        try:
+            return self.open(path)
+        except _TooManyFiles:
+            return None
 
 
 def _raw_ref(raw: Any) -> str | None:

@@ -46,29 +46,33 @@ class PlaceholderResolver:
         document that has failures (the descriptor reader drops it, as Backstage does).
         """
         problems: list[str] = []
+        return self._walk(document, "", base_dir, problems), problems
 
-        def walk(value: Any, where: str) -> Any:
-            if isinstance(value, list):
-                return [walk(item, f"{where}[{index}]") for index, item in enumerate(value)]
-            if not isinstance(value, dict):
-                return value
-            if not any(isinstance(key, str) and key.startswith("$") for key in value):
-                return {
-                    key: walk(item, f"{where}.{key}" if where else key)
-                    for key, item in value.items()
-                }
-            if len(value) != 1:
-                return value
-            ((key, argument),) = value.items()
-            if key not in PLACEHOLDER_KEYS or not isinstance(argument, str):
-                return value
-            try:
-                return self._resolve_one(key, argument, base_dir)
-            except _PlaceholderFailure as exc:
-                problems.append(f"Placeholder {key} in {where or 'the document'} {exc}")
-                return value
-
-        return walk(document, ""), problems
+    def _walk(self, value: Any, where: str, base_dir: str, problems: list[str]) -> Any:
+        # A method, not a closure calling itself: that would be a reference cycle per
+        # document, left for the garbage collector (docs/architecture.md, decision 27).
+        if isinstance(value, list):
+            return [
+                self._walk(item, f"{where}[{index}]", base_dir, problems)
+                for index, item in enumerate(value)
+            ]
+        if not isinstance(value, dict):
+            return value
+        if not any(isinstance(key, str) and key.startswith("$") for key in value):
+            return {
+                key: self._walk(item, f"{where}.{key}" if where else key, base_dir, problems)
+                for key, item in value.items()
+            }
+        if len(value) != 1:
+            return value
+        ((key, argument),) = value.items()
+        if key not in PLACEHOLDER_KEYS or not isinstance(argument, str):
+            return value
+        try:
+            return self._resolve_one(key, argument, base_dir)
+        except _PlaceholderFailure as exc:
+            problems.append(f"Placeholder {key} in {where or 'the document'} {exc}")
+            return value
 
     def _resolve_one(self, key: str, argument: str, base_dir: str) -> Any:
         try:

@@ -163,15 +163,30 @@ def describe_yaml_error(exc: yaml.YAMLError) -> str:
 
 def _check_node(root: Node, max_depth: int, max_bytes: int) -> None:
     """Bound the alias-expanded size and depth of a composed document; reject duplicate keys."""
-    sizes: dict[int, int] = {}
+    try:
+        _DocumentBounds(root, max_depth, max_bytes).size(root, 0)
+    except RecursionError as exc:  # only with a max_depth beyond Python's own stack
+        raise YamlProblem("The document nests too deeply to be read.") from exc
 
-    def walk(node: Node, depth: int) -> int:
-        if depth > max_depth:
+
+class _DocumentBounds:
+    """The walk of `_check_node`. A method, not a closure calling itself: that is a
+    reference cycle, which kept every document's nodes until the garbage collector found
+    them instead of freeing them on return (docs/architecture.md, decision 27)."""
+
+    def __init__(self, root: Node, max_depth: int, max_bytes: int) -> None:
+        self.root = root
+        self.max_depth = max_depth
+        self.max_bytes = max_bytes
+        self.sizes: dict[int, int] = {}
+
+    def size(self, node: Node, depth: int) -> int:
+        if depth > self.max_depth:
             raise YamlProblem(
-                f"The document nests deeper than {max_depth} levels through its aliases "
+                f"The document nests deeper than {self.max_depth} levels through its aliases "
                 f"(line {node.start_mark.line + 1})."
             )
-        known = sizes.get(id(node))
+        known = self.sizes.get(id(node))
         if known is not None:
             return known
         size = 1
@@ -179,7 +194,7 @@ def _check_node(root: Node, max_depth: int, max_bytes: int) -> None:
             size += len(node.value)
         elif isinstance(node, SequenceNode):
             for child in node.value:
-                size += walk(child, depth + 1)
+                size += self.size(child, depth + 1)
         elif isinstance(node, MappingNode):
             keys: set[str] = set()
             for key, value in node.value:
@@ -190,19 +205,15 @@ def _check_node(root: Node, max_depth: int, max_bytes: int) -> None:
                             "each key may appear once in a mapping."
                         )
                     keys.add(key.value)
-                size += walk(key, depth + 1) + walk(value, depth + 1)
-        if size > max_bytes:
+                size += self.size(key, depth + 1) + self.size(value, depth + 1)
+        if size > self.max_bytes:
             raise YamlProblem(
                 f"Expanding the YAML aliases of the document that starts at line "
-                f"{root.start_mark.line + 1} would make it larger than {max_bytes} bytes."
+                f"{self.root.start_mark.line + 1} would make it larger than {self.max_bytes} "
+                "bytes."
             )
-        sizes[id(node)] = size
+        self.sizes[id(node)] = size
         return size
-
-    try:
-        walk(root, 0)
-    except RecursionError as exc:  # only with a max_depth beyond Python's own stack
-        raise YamlProblem("The document nests too deeply to be read.") from exc
 
 
 def to_json(value: Any) -> Any:

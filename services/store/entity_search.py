@@ -63,30 +63,33 @@ def js_string(value: object) -> str:
 
 def _traverse(root: Any) -> list[tuple[str, Any]]:
     output: list[tuple[str, Any]] = []
-    seen_item_keys: set[str] = set()
-
-    def visit(path: str, current: Any) -> None:
-        if path in SPECIAL_KEYS:
-            return
-        if current is None or isinstance(current, str | int | float | bool):
-            output.append((path, current))
-            seen_item_keys.add(path.lower())
-            return
-        if isinstance(current, list):
-            for item in current:
-                visit(path, item)
-                if isinstance(item, str):
-                    item_key = f"{path}.{item}"
-                    if item_key.lower() not in seen_item_keys:
-                        output.append((item_key, True))
-                        seen_item_keys.add(item_key.lower())
-            return
-        if isinstance(current, dict):
-            for key, value in current.items():
-                visit(f"{path}.{key}" if path else str(key), value)
-
-    visit("", root)
+    _visit("", root, output, set())
     return output
+
+
+def _visit(
+    path: str, current: Any, output: list[tuple[str, Any]], seen_item_keys: set[str]
+) -> None:
+    # A module function, not a closure calling itself: that would be a reference cycle per
+    # entity, left for the garbage collector (docs/architecture.md, decision 27).
+    if path in SPECIAL_KEYS:
+        return
+    if current is None or isinstance(current, str | int | float | bool):
+        output.append((path, current))
+        seen_item_keys.add(path.lower())
+        return
+    if isinstance(current, list):
+        for item in current:
+            _visit(path, item, output, seen_item_keys)
+            if isinstance(item, str):
+                item_key = f"{path}.{item}"
+                if item_key.lower() not in seen_item_keys:
+                    output.append((item_key, True))
+                    seen_item_keys.add(item_key.lower())
+        return
+    if isinstance(current, dict):
+        for key, value in current.items():
+            _visit(f"{path}.{key}" if path else str(key), value, output, seen_item_keys)
 
 
 def build_search_entries(entity: dict[str, Any]) -> list[SearchEntry]:
