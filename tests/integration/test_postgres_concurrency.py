@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
@@ -213,7 +213,21 @@ def _in_thread(action: Callable[[], object]) -> threading.Thread:
     return thread
 
 
-def _join_without_errors(*threads: threading.Thread) -> None:
+def _write_in_turn_behind(
+    holder: psycopg.Connection[tuple[object, ...]],
+    store: SqlCatalogStore,
+    database: str,
+    ref: str,
+    versions: Sequence[int],
+) -> None:
+    """Start a writer of each version in turn, each once the ones before wait on a lock
+    the holder keeps; then release it and wait for every writer to finish without error."""
+    threads = []
+    for waiting, version in enumerate(versions, start=1):
+        change = _change(ref, version)
+        threads.append(_in_thread(lambda change=change: store.apply_entity_changes([change])))
+        wait_for_lock_waiters(database, waiting)
+    holder.rollback()
     for thread in threads:
         thread.join(WAIT_SECONDS)
         assert not thread.is_alive() and thread.errors == []  # type: ignore[attr-defined]
@@ -228,12 +242,7 @@ def test_an_older_change_committed_after_a_newer_one_changes_nothing(
     # the newer one first, the older one second.
     with _connect(database) as holder:
         holder.execute("SELECT 1 FROM entities WHERE ref_key = %s FOR UPDATE", (ref_key(ref),))
-        newer = _in_thread(lambda: store.apply_entity_changes([_change(ref, 9)]))
-        wait_for_lock_waiters(database, 1)
-        older = _in_thread(lambda: store.apply_entity_changes([_change(ref, 7)]))
-        wait_for_lock_waiters(database, 2)
-        holder.rollback()
-    _join_without_errors(newer, older)
+        _write_in_turn_behind(holder, store, database, ref, [9, 7])
     _assert_holds_version(store, database, ref, 9)
 
 
@@ -252,13 +261,9 @@ def test_a_new_entity_written_by_two_writers_at_once_keeps_only_the_newest_rows(
             "target_ref) VALUES (%s, %s, 'ownedBy', %s, %s, %s)",
             (key, key, ref_key(older_owner), ref, older_owner),
         )
-        older = _in_thread(lambda: store.apply_entity_changes([_change(ref, 5)]))
-        wait_for_lock_waiters(database, 1)
-        # The newer writer reads no row for the ref and queues behind the older one's insert.
-        newer = _in_thread(lambda: store.apply_entity_changes([_change(ref, 9)]))
-        wait_for_lock_waiters(database, 2)
-        holder.rollback()
-    _join_without_errors(older, newer)
+        # The older writer waits on that row; the newer one reads no row for the ref and
+        # queues behind the older one's insert.
+        _write_in_turn_behind(holder, store, database, ref, [5, 9])
     _assert_holds_version(store, database, ref, 9)
 
 
