@@ -6,7 +6,8 @@ the catalog database and runs every delivery through check -> publish -> record:
 - `recorded(id)` before publishing: a known id is answered as a duplicate, nothing is sent;
 - the record is published and acknowledged by the broker;
 - `record(id, ...)` after the acknowledgement, so a publish that failed never marks a
-  delivery as seen (the sender's retry is then published normally).
+  delivery as seen (the sender's retry is then published normally). The receivers' path
+  (`KafkaEventLog.publish_async`) answers the sender first and records just after.
 
 Two deliveries with the same id racing through the window between check and record are
 both published; that costs a repeated record on the log, which every processor tolerates
@@ -14,7 +15,8 @@ both published; that costs a repeated record on the log, which every processor t
 and appends in one transaction.
 
 Each of `recorded` and `record` is one statement in its own transaction, so one round trip
-to the database: the two are a delivery's only database work.
+to the database: the two are a delivery's only database work, and only the first is on the
+way to the sender's answer.
 """
 
 from __future__ import annotations

@@ -8,7 +8,9 @@ durable. A record that timed out may still reach the log later (the producer kee
 retrying it until its delivery timeout); the caller was told it failed, and a repeat is
 harmless because every processor is idempotent. `publish_async` is the same for callers on
 an event loop (the receivers): it writes through an aiokafka producer on that loop
-(kafka_loop_producer.py) and runs the ledger's statements on a few threads of its own.
+(kafka_loop_producer.py) and runs the ledger's statements on a few threads of its own. It
+answers once the broker acknowledged; the ledger records the delivery just after (see
+`publish_async`).
 
 Keys go to partitions by Kafka's murmur2 hash of the lower-cased key, so an entity ref
 spelled in two cases (refs compare case-insensitively) always lands on one partition.
@@ -106,6 +108,10 @@ class KafkaEventLog:
         self._producer: KafkaProducer | None = None
         self._open_failed_at = -float("inf")
         self._ledger_threads = ThreadPoolExecutor(_LEDGER_THREADS, thread_name_prefix="ledger")
+        # Deliveries `publish_async` published and is still recording, with their offsets;
+        # touched only on the event loop that publishes.
+        self._recording: dict[str, int] = {}
+        self._records_in_flight: set[asyncio.Task[None]] = set()
         self._loop_producer = LoopProducer(
             self._servers, client_id=client_id, publish_timeout=publish_timeout, bootstrap=bootstrap
         )
@@ -209,22 +215,51 @@ class KafkaEventLog:
     ) -> PublishResult:
         """`publish` for a caller on an event loop (the receivers), with the same guarantees
         and the same ledger; the record goes through the loop's own producer (see
-        kafka_loop_producer.py), so waiting for the broker holds no thread."""
+        kafka_loop_producer.py), so waiting for the broker holds no thread.
+
+        It returns once the broker acknowledged the write and records the delivery in the
+        ledger just after, so a sender's answer waits for one database round trip (the
+        check), not two. Until the ledger has it, a repeat of the delivery in this process
+        is answered from memory as a duplicate. If recording fails, the delivery is on the
+        log but not in the ledger: a later repeat is published again, which every processor
+        tolerates (invariant 2), as it tolerates the repeat of a delivery whose answer was
+        lost."""
         loop = asyncio.get_running_loop()
         if delivery_id is not None:
-            seen = await loop.run_in_executor(
-                self._ledger_threads, self._ledger.recorded, delivery_id
-            )
+            seen = self._recording.get(delivery_id)
+            if seen is None:
+                seen = await loop.run_in_executor(
+                    self._ledger_threads, self._ledger.recorded, delivery_id
+                )
             if seen is not None:
                 return PublishResult(offset=seen, duplicate=True)
         partition, offset = await self._loop_producer.send(
             self._physical(topic), key.encode(), value
         )
         if delivery_id is not None:
-            await loop.run_in_executor(
+            self._recording[delivery_id] = offset
+            task = loop.create_task(self._record(delivery_id, topic, partition, offset))
+            self._records_in_flight.add(task)
+            task.add_done_callback(self._records_in_flight.discard)
+        return PublishResult(offset=offset)
+
+    async def _record(self, delivery_id: str, topic: str, partition: int, offset: int) -> None:
+        try:
+            await asyncio.get_running_loop().run_in_executor(
                 self._ledger_threads, self._ledger.record, delivery_id, topic, partition, offset
             )
-        return PublishResult(offset=offset)
+        except Exception as exc:  # the sender has its answer; nothing else waits for this
+            log.warning(
+                "delivery %s is on the log (%s[%d]@%d) but the ledger did not record it, so a "
+                "repeat of it will be published again: %s",
+                delivery_id,
+                topic,
+                partition,
+                offset,
+                exc,
+            )
+        finally:
+            self._recording.pop(delivery_id, None)
 
     def publish_batch(self, records: Sequence[OutgoingRecord]) -> None:
         """Every record acknowledged, or `LogUnavailable`; some may then be on the log
@@ -246,8 +281,11 @@ class KafkaEventLog:
 
     async def stop_async_producer(self) -> None:
         """Stop the producer `publish_async` uses, from its event loop (a server's
-        shutdown), waiting until it stopped; the log stays usable for `publish`."""
+        shutdown), waiting until it stopped and the ledger recorded what it published; the
+        log stays usable for `publish`."""
         await self._loop_producer.stop()
+        if self._records_in_flight:
+            await asyncio.wait(set(self._records_in_flight))
 
     async def close_async(self) -> None:
         """`close` from the event loop that `publish_async` ran on, waiting until its

@@ -5,6 +5,8 @@ fast, and no topic ever created by a write."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
 import time
 from pathlib import Path
 
@@ -24,6 +26,43 @@ def _ledger(tmp_path: Path) -> SqlDeliveryLedger:
     ledger = SqlDeliveryLedger(f"sqlite:///{tmp_path / 'ledger.db'}")
     ledger.create_schema()
     return ledger
+
+
+class _SlowLedger(SqlDeliveryLedger):
+    """The real ledger, whose `record` waits until `release` is set and then fails as the
+    real one does when its database is away if `unreachable` is set."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.release = threading.Event()
+        self.unreachable = False
+
+    def record(self, delivery_id: str, topic: str, partition: int, offset: int) -> None:
+        self.release.wait(30)
+        if self.unreachable:
+            raise LogUnavailable("The delivery ledger's database is unreachable: test")
+        super().record(delivery_id, topic, partition, offset)
+
+
+def _slow_ledger(tmp_path: Path) -> _SlowLedger:
+    ledger = _SlowLedger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ledger.create_schema()
+    return ledger
+
+
+def _values_on_the_log(event_log: KafkaEventLog, group: str, count: int) -> list[bytes | None]:
+    consumer = event_log.consumer(group, [TOPIC])
+    seen: list[LogRecord] = []
+    try:
+        wait_until(
+            lambda: seen.extend(consumer.poll(100, timeout=0.5)) or len(seen) >= count,
+            timeout=30,
+            what=f"{count} record(s)",
+        )
+        seen.extend(consumer.poll(100, timeout=1.0))  # and nothing more
+    finally:
+        consumer.close()
+    return [record.value for record in seen]
 
 
 @pytest.fixture
@@ -105,3 +144,61 @@ def test_publishing_from_the_loop_never_creates_a_topic(
         asyncio.run(publish())
     with admin_client(kafka.bootstrap()) as admin:
         assert physical_name(kafka_namespace, missing) not in admin.list_topics()
+
+
+def test_the_answer_does_not_wait_for_the_ledger_and_a_repeat_meanwhile_is_a_duplicate(
+    kafka_namespace: str, tmp_path: Path
+) -> None:
+    ledger = _slow_ledger(tmp_path)
+    event_log = kafka.TopicsOnFirstUse(kafka.bootstrap(), ledger, namespace=kafka_namespace)
+    event_log._ensure([TOPIC])
+
+    async def publish() -> None:
+        first = await event_log.publish_async(TOPIC, "k", b"once", delivery_id="github:b-1")
+        # Answered while the ledger has not recorded it yet...
+        assert not first.duplicate and ledger.recorded("github:b-1") is None
+        # ...and a repeat in that window is known all the same.
+        again = await event_log.publish_async(TOPIC, "k", b"once", delivery_id="github:b-1")
+        assert again.duplicate and again.offset == first.offset
+        ledger.release.set()
+        await event_log.close_async()  # waits until the ledger recorded it
+        assert ledger.recorded("github:b-1") == first.offset
+
+    try:
+        asyncio.run(publish())
+        assert _values_on_the_log(event_log, "g-slow", 1) == [b"once"]
+    finally:
+        event_log.close()
+
+
+def test_a_delivery_the_ledger_failed_to_record_is_answered_and_published_again_when_repeated(
+    kafka_namespace: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ledger = _slow_ledger(tmp_path)
+    ledger.unreachable = True
+    ledger.release.set()
+    event_log = kafka.TopicsOnFirstUse(kafka.bootstrap(), ledger, namespace=kafka_namespace)
+    event_log._ensure([TOPIC])
+
+    async def publish() -> tuple[bool, bool]:
+        first = await event_log.publish_async(TOPIC, "k", b"lost", delivery_id="github:b-2")
+        deadline = time.monotonic() + 10
+        while "did not record it" not in caplog.text and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)  # until the record failed
+        ledger.unreachable = False
+        again = await event_log.publish_async(TOPIC, "k", b"lost", delivery_id="github:b-2")
+        await event_log.close_async()
+        return first.duplicate, again.duplicate
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="services.bus.kafka_log"):
+            first_duplicate, again_duplicate = asyncio.run(publish())
+        # The sender was answered: the record was durable on the log whatever the ledger did.
+        assert not first_duplicate
+        assert "github:b-2" in caplog.text
+        # Its repeat was not known, so it went on the log again (invariant 2 allows that).
+        assert not again_duplicate
+        assert _values_on_the_log(event_log, "g-failed", 2) == [b"lost", b"lost"]
+        assert ledger.recorded("github:b-2") is not None
+    finally:
+        event_log.close()
