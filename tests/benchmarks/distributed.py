@@ -45,6 +45,7 @@ from services.model.topics import ENTITY_CHANGES
 from services.store.deliveries import SqlDeliveryLedger
 from services.store.sql_store import SqlCatalogStore
 from tests.benchmarks.common import Workspace, progress, summary
+from tests.benchmarks.cpu_shares import CpuShares
 from tests.e2e.catalog_files import component, documents
 from tests.support.distributed import (
     Cluster,
@@ -90,6 +91,18 @@ def _cluster(ws: Workspace, installations: Installations, name: str, workers: in
             lambda: cluster.groups_split_over(workers), timeout=120, what="workers in groups"
         )
     return cluster
+
+
+def _cpu_shares(cluster: Cluster) -> CpuShares:
+    """CPU by role while a rate runs: the cluster's processes, the stack's, this client."""
+    roles = {os.getpid(): "load client"}
+    for role, process in (("ingest", cluster.ingest), ("api", cluster.api)):
+        if process is not None and process.process is not None:
+            roles[process.process.pid] = role
+    for worker in cluster.workers:
+        if worker.process is not None:
+            roles[worker.process.pid] = "workers"
+    return CpuShares(roles)
 
 
 def _stage_medians(workers: list[CairnProcess]) -> str:
@@ -307,8 +320,10 @@ def measure_acceptance(
 
         assert ingest.process is not None
         cpu_before = _cpu_seconds(ingest.process.pid)
-        _open_loop(rate, seconds, send, threads=32)
+        with _cpu_shares(cluster) as shares:
+            _open_loop(rate, seconds, send, threads=32)
         cpu_ms = 1000 * (_cpu_seconds(ingest.process.pid) - cpu_before) / len(deliveries)
+        progress("  " + shares.report())
     finally:
         cluster.stop()
     return latencies, statuses, cpu_ms
@@ -394,7 +409,9 @@ def measure_freshness(
 
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
-        _open_loop(rate, seconds, send, threads=32)
+        with _cpu_shares(cluster) as shares:
+            _open_loop(rate, seconds, send, threads=32)
+        progress("  while pushing, " + shares.report(per=pushes, unit="push"))
         deadline = time.perf_counter() + 120
         while len(samples) < len(accepted) and time.perf_counter() < deadline:
             time.sleep(0.2)
