@@ -125,6 +125,10 @@ class CpuShares:
         self.seconds = time.perf_counter() - self._started
         self._busy = _machine_busy_ticks() - self._busy
 
+    def cpu_seconds(self, role: str) -> float:
+        """CPU a role's processes used while sampled (their waited-for children apart)."""
+        return self.own[role] / _TICKS
+
     def percent(self, ticks: int) -> float:
         """Ticks over the sampled time, as a percentage of one core."""
         return 100 * ticks / _TICKS / self.seconds if self.seconds else 0.0

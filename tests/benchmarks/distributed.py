@@ -12,7 +12,8 @@ and freshness (202 to visible in the API) at a steady push rate.
 Every part starts its own installation (Kafka namespace with 12 partitions per topic, fresh
 database): `cairn ingest`, `cairn api` and N `cairn processors` as subprocesses, real bare
 git repositories reached through `url.<base>.insteadOf`, signed GitHub push webhooks.
-Figures only; nothing here is a pass/fail test.
+The rate runs (acceptance, freshness) also print each process's CPU share while they run
+(cpu_shares.py). Figures only; nothing here is a pass/fail test.
 """
 
 from __future__ import annotations
@@ -318,21 +319,13 @@ def measure_acceptance(
                 latencies.append(took)
                 statuses[status] = statuses.get(status, 0) + 1
 
-        assert ingest.process is not None
-        cpu_before = _cpu_seconds(ingest.process.pid)
         with _cpu_shares(cluster) as shares:
             _open_loop(rate, seconds, send, threads=32)
-        cpu_ms = 1000 * (_cpu_seconds(ingest.process.pid) - cpu_before) / len(deliveries)
+        cpu_ms = 1000 * shares.cpu_seconds("ingest") / len(deliveries)
         progress("  " + shares.report())
     finally:
         cluster.stop()
     return latencies, statuses, cpu_ms
-
-
-def _cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) a process has used, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # --- freshness at a steady push rate -------------------------------------------------------
