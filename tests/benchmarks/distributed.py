@@ -12,8 +12,8 @@ and freshness (202 to visible in the API) at a steady push rate.
 Every part starts its own installation (Kafka namespace with 12 partitions per topic, fresh
 database): `cairn ingest`, `cairn api` and N `cairn processors` as subprocesses, real bare
 git repositories reached through `url.<base>.insteadOf`, signed GitHub push webhooks.
-The rate runs (acceptance, freshness) also print each process's CPU share while they run
-(cpu_shares.py). Figures only; nothing here is a pass/fail test.
+The projection and the rate runs (acceptance, freshness) also print each process's CPU
+share while they run (cpu_shares.py). Figures only; nothing here is a pass/fail test.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def _cluster(ws: Workspace, installations: Installations, name: str, workers: in
 
 
 def _cpu_shares(cluster: Cluster) -> CpuShares:
-    """CPU by role while a rate runs: the cluster's processes, the stack's, this client."""
+    """CPU by role while a part runs: the cluster's processes, the stack's, this client."""
     roles = {os.getpid(): "load client"}
     for role, process in (("ingest", cluster.ingest), ("api", cluster.api)):
         if process is not None and process.process is not None:
@@ -230,8 +230,10 @@ def measure_projection(
     try:
         cluster.workers = [cluster.process("processors", f"w{i}") for i in range(workers)]
         start_all(cluster.workers)
-        first, held, last = _wait_for_count(installation.database_url, count, 600)
+        with _cpu_shares(cluster) as shares:
+            first, held, last = _wait_for_count(installation.database_url, count, 600)
         progress(f"  {count - held} entities in {last - first:.2f} s after the first")
+        progress("  from the workers' start to the last, " + shares.report(count, "change"))
     finally:
         cluster.stop()
     return (count - held) / max(last - first, 1e-3)
