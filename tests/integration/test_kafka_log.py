@@ -37,21 +37,6 @@ def event_log(kafka_namespace: str, tmp_path: Path):
     log.close()
 
 
-def _drain(log: KafkaEventLog, group: str, count: int) -> list[LogRecord]:
-    consumer = log.consumer(group, [TOPIC])
-    seen: list[LogRecord] = []
-    try:
-        wait_until(
-            lambda: seen.extend(consumer.poll(100, timeout=0.5)) or len(seen) >= count,
-            timeout=30,
-            what=f"{count} records",
-        )
-        consumer.commit(seen)
-    finally:
-        consumer.close()
-    return seen
-
-
 def test_publishing_while_kafka_is_unreachable_raises_log_unavailable(tmp_path: Path) -> None:
     unreachable = KafkaEventLog(f"127.0.0.1:{free_port()}", _ledger(tmp_path), publish_timeout=1)
     with pytest.raises(LogUnavailable):
@@ -81,7 +66,7 @@ def test_refs_that_differ_only_in_case_share_a_partition_and_stay_in_order(
     spellings = ["Component:default/Payments", "component:default/payments"] * 5
     for i, ref in enumerate(spellings):
         event_log.publish(TOPIC, ref, f"{i}".encode())
-    records = _drain(event_log, "g-case", len(spellings))
+    records = kafka.drain(event_log, "g-case", TOPIC, len(spellings), commit=True)
     assert len({r.partition for r in records}) == 1
     assert [r.value for r in records] == [f"{i}".encode() for i in range(len(spellings))]
 
@@ -146,7 +131,7 @@ def test_replay_rewinds_a_stopped_group_and_refuses_a_running_one(
     running.close()
 
     assert reset_group_to_beginning(kafka.bootstrap(), group, [topic]) == kafka.TEST_PARTITIONS
-    again = _drain(event_log, "g-replay", 5)
+    again = kafka.drain(event_log, "g-replay", TOPIC, 5, commit=True)
     assert sorted(r.value for r in again) == [f"{i}".encode() for i in range(5)]
 
 

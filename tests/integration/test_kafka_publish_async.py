@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from services.bus.kafka_log import KafkaEventLog
-from services.bus.port import LogRecord, LogUnavailable
+from services.bus.port import LogUnavailable
 from services.bus.topics_admin import admin_client, physical_name
 from services.store.deliveries import SqlDeliveryLedger
 from tests.support import kafka
-from tests.support.server import free_port, wait_until
+from tests.support.server import free_port
 
 TOPIC = "cairn.git.events"
 
@@ -50,21 +50,6 @@ def _slow_ledger(tmp_path: Path) -> _SlowLedger:
     return ledger
 
 
-def _values_on_the_log(event_log: KafkaEventLog, group: str, count: int) -> list[bytes | None]:
-    consumer = event_log.consumer(group, [TOPIC])
-    seen: list[LogRecord] = []
-    try:
-        wait_until(
-            lambda: seen.extend(consumer.poll(100, timeout=0.5)) or len(seen) >= count,
-            timeout=30,
-            what=f"{count} record(s)",
-        )
-        seen.extend(consumer.poll(100, timeout=1.0))  # and nothing more
-    finally:
-        consumer.close()
-    return [record.value for record in seen]
-
-
 @pytest.fixture
 def event_log(kafka_namespace: str, tmp_path: Path):
     log = kafka.TopicsOnFirstUse(kafka.bootstrap(), _ledger(tmp_path), namespace=kafka_namespace)
@@ -91,16 +76,7 @@ def test_a_delivery_published_from_the_loop_is_on_the_log_once(event_log: KafkaE
     first_offset, duplicate, again_offset = asyncio.run(publish_twice())
     assert duplicate and again_offset == first_offset
 
-    consumer = event_log.consumer("g-async", [TOPIC])
-    seen: list[LogRecord] = []
-    try:
-        wait_until(
-            lambda: seen.extend(consumer.poll(100, timeout=0.5)) or len(seen) >= 2,
-            timeout=30,
-            what="both records",
-        )
-    finally:
-        consumer.close()
+    seen = kafka.drain(event_log, "g-async", TOPIC, 2)
     # Once on the log, on the partition the synchronous path chose for the same key.
     assert sorted(r.value for r in seen) == [b"loop", b"thread"]
     assert len({r.partition for r in seen}) == 1
@@ -166,7 +142,8 @@ def test_the_answer_does_not_wait_for_the_ledger_and_a_repeat_meanwhile_is_a_dup
 
     try:
         asyncio.run(publish())
-        assert _values_on_the_log(event_log, "g-slow", 1) == [b"once"]
+        records = kafka.drain(event_log, "g-slow", TOPIC, 1, then_wait=1.0)
+        assert [r.value for r in records] == [b"once"]
     finally:
         event_log.close()
 
@@ -198,7 +175,8 @@ def test_a_delivery_the_ledger_failed_to_record_is_answered_and_published_again_
         assert "github:b-2" in caplog.text
         # Its repeat was not known, so it went on the log again (invariant 2 allows that).
         assert not again_duplicate
-        assert _values_on_the_log(event_log, "g-failed", 2) == [b"lost", b"lost"]
+        records = kafka.drain(event_log, "g-failed", TOPIC, 2, then_wait=1.0)
+        assert [r.value for r in records] == [b"lost", b"lost"]
         assert ledger.recorded("github:b-2") is not None
     finally:
         event_log.close()

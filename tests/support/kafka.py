@@ -17,8 +17,9 @@ import pytest
 
 from services.bus.delivery_ledger import DeliveryLedger
 from services.bus.kafka_log import KafkaEventLog, KafkaLogConsumer
-from services.bus.port import OutgoingRecord, PublishResult
+from services.bus.port import LogRecord, OutgoingRecord, PublishResult
 from services.bus.topics_admin import ensure_named_topics
+from tests.support.server import wait_until
 
 ENV = "CAIRN_TEST_KAFKA_BOOTSTRAP"
 STACK = Path(__file__).resolve().parents[2] / "deploy" / "local" / "stack"
@@ -89,6 +90,35 @@ class TopicsOnFirstUse(KafkaEventLog):
     def consumer(self, group: str, topics: Sequence[str]) -> KafkaLogConsumer:
         self._ensure(topics)
         return super().consumer(group, topics)
+
+
+def drain(
+    log: KafkaEventLog,
+    group: str,
+    topic: str,
+    count: int,
+    *,
+    commit: bool = False,
+    then_wait: float = 0.0,
+) -> list[LogRecord]:
+    """What a new member of `group` reads from `topic` until it holds `count` records, and
+    whatever more arrives within `then_wait` seconds after (to see that nothing does);
+    committed when asked."""
+    consumer = log.consumer(group, [topic])
+    seen: list[LogRecord] = []
+    try:
+        wait_until(
+            lambda: seen.extend(consumer.poll(100, timeout=0.5)) or len(seen) >= count,
+            timeout=30,
+            what=f"{count} record(s) of {topic}",
+        )
+        if then_wait:
+            seen.extend(consumer.poll(100, timeout=then_wait))
+        if commit:
+            consumer.commit(seen)
+    finally:
+        consumer.close()
+    return seen
 
 
 def group_committed(bootstrap: str, group: str, topic: str) -> int:
