@@ -78,6 +78,7 @@ class CpuShares:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cpu-shares", daemon=True)
         self.seconds = 0.0
+        self._started = 0.0
         self._busy = 0
 
     def _role(self, pid: str) -> str | None:
